@@ -2,4 +2,11 @@
 /// Umbrella header: includes every public rategov header, nothing else.
 #pragma once
 
+#include <rategov/bucket/bucket.hpp>
+#include <rategov/bucket/result.hpp>
+#include <rategov/clock/clock.hpp>
 #include <rategov/config.hpp>
+#include <rategov/governor/governor.hpp>
+#include <rategov/governor/metrics.hpp>
+#include <rategov/quota/quota.hpp>
+#include <rategov/testing/manual_clock.hpp>

@@ -1,0 +1,370 @@
+/// \file
+/// `governor`: several metrics limited at once; a cost vector is taken all-or-nothing, and a
+/// `reservation` settles an estimate with the real usage.
+#pragma once
+
+#include <rategov/bucket/bucket.hpp>
+#include <rategov/bucket/gcra.hpp>
+#include <rategov/bucket/result.hpp>
+#include <rategov/clock/clock.hpp>
+#include <rategov/config.hpp>
+#include <rategov/governor/metrics.hpp>
+#include <rategov/quota/quota.hpp>
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+RATEGOV_NAMESPACE_BEGIN
+
+/// Result of a governor's `try_acquire`: as `acquire_result`, plus the metric that decided
+/// (`metric`: its index in `metrics<...>`, or `size` when granted). For a denial, `ready_at`
+/// is the earliest time at which every metric could grant its part.
+template <class TimePoint>
+struct governor_result {
+    acquire_status status;
+    TimePoint ready_at;
+    std::size_t metric;
+
+    [[nodiscard]] constexpr bool granted() const noexcept {
+        return status == acquire_status::granted;
+    }
+    [[nodiscard]] constexpr explicit operator bool() const noexcept { return granted(); }
+};
+
+template <class Governor, class DropPolicy>
+class reservation;
+
+/// Drop policy (default): a reservation dropped without `commit` or `cancel` is cancelled —
+/// its tokens are refunded, as for a request that was never sent.
+struct refund_on_drop {
+    template <class Reservation>
+    static void on_drop(Reservation& r) noexcept {
+        r.cancel();
+    }
+};
+
+/// Drop policy: a reservation dropped without `commit` or `cancel` keeps its estimate as the
+/// usage — for callers who may lose track of a request that was sent.
+struct keep_on_drop {
+    template <class Reservation>
+    static void on_drop(Reservation& r) noexcept {
+        r.commit(r.estimate());
+    }
+};
+
+/// A drop policy has `static void on_drop(Reservation&) noexcept`.
+template <class P, class Reservation>
+concept drop_policy = requires(Reservation& r) {
+    { P::on_drop(r) } noexcept;
+};
+
+/// Limits `Metrics` at once, lock-free, each metric a GCRA bucket over one shared `Clock`.
+///
+/// - `try_acquire(cost)` is all-or-nothing: either every metric grants its part, or nothing
+///   stays taken. After any interleaving of threads no metric has granted more than its
+///   limit allows.
+/// - `reserve(cost)` pays forward and returns a `reservation`: wait until `ready_at()`, send,
+///   then `commit(actual)` — surplus is refunded, deficit charged. `cancel()` refunds all;
+///   dropping it unsettled applies `DropPolicy` (refund by default).
+///
+/// \code
+/// using llm = rategov::metrics<rategov::metric::total_prompt, rategov::metric::generated>;
+/// rategov::governor<llm> gov(rategov::per_minute(3'600'000), rategov::per_minute(36'000));
+/// auto r = gov.reserve({rategov::amount<rategov::metric::total_prompt>{1200},
+///                       rategov::amount<rategov::metric::generated>{500}});
+/// r.wait();                          // until the tokens are ready
+/// r.commit({rategov::amount<rategov::metric::total_prompt>{1180},
+///           rategov::amount<rategov::metric::generated>{212}});
+/// \endcode
+template <class Metrics, class Clock = steady_clock, class DropPolicy = refund_on_drop>
+class governor : private detail::clock_base<Clock> {
+    static_assert(check_clock<Clock>());
+    using base = detail::clock_base<Clock>;
+    static constexpr std::size_t N = Metrics::size;
+
+public:
+    using metrics_type = Metrics;
+    using clock_type = Clock;
+    using time_point = typename Clock::time_point;
+    using duration = typename Clock::duration;
+    using cost_type = cost<Metrics>;
+    using result = governor_result<time_point>;
+    using reservation_type = reservation<governor, DropPolicy>;
+
+    static_assert(drop_policy<DropPolicy, reservation_type>,
+                  "rategov: DropPolicy must provide `static void on_drop(reservation&) "
+                  "noexcept`; use rategov::refund_on_drop or rategov::keep_on_drop.");
+
+    /// One quota per metric, in `metrics<...>` order, over a default-constructed clock.
+    template <class... Q>
+        requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
+    explicit governor(const Q&... limits)
+        : governor(Clock{}, limits...) {}
+
+    /// One quota per metric, in `metrics<...>` order, over `clock` (copied: a handle).
+    template <class... Q>
+        requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
+    explicit governor(const Clock& clk, const Q&... limits)
+        : base(clk)
+        , m_buckets{{detail::gcra(limits)...}} {}
+
+    governor(const governor&) = delete;
+    governor& operator=(const governor&) = delete;
+
+    // --- acquisition ----------------------------------------------------------------------
+
+    /// Takes `c` now if every metric can grant its part, else nothing. Lock-free.
+    [[nodiscard]] result try_acquire(const cost_type& c) noexcept {
+        return try_acquire_at(c, this->now());
+    }
+    /// The same at a caller-supplied time.
+    [[nodiscard]] result try_acquire_at(const cost_type& c, time_point at) noexcept {
+        const std::uint64_t tau = this->tick_of(at);
+        for (std::size_t i = 0; i < N; ++i) {
+            if (c[i] == 0)
+                continue;
+            const detail::tick_result r = m_buckets[i].try_acquire(c[i], tau);
+            if (r.status != acquire_status::granted) {
+                rollback(c, i, tau);
+                return refusal(c, i, r, tau);
+            }
+        }
+        return {acquire_status::granted, at, N};
+    }
+
+    /// Pays forward: takes `c` now and returns a reservation whose `ready_at()` is when every
+    /// metric has its part. Refused (nothing taken) when that is more than `max_wait` away
+    /// or when a part exceeds its metric's burst.
+    [[nodiscard]] reservation_type reserve(const cost_type& c,
+                                           duration max_wait = duration::max()) noexcept {
+        return reserve_at(c, this->now(), max_wait);
+    }
+    [[nodiscard]] reservation_type reserve_at(const cost_type& c, time_point at,
+                                              duration max_wait = duration::max()) noexcept {
+        const std::uint64_t tau = this->tick_of(at);
+        const std::uint64_t wait = base::ticks_of(max_wait);
+        std::uint64_t ready = tau;
+        for (std::size_t i = 0; i < N; ++i) {
+            if (c[i] == 0)
+                continue;
+            const detail::tick_result r = m_buckets[i].reserve(c[i], tau, wait);
+            if (r.status != acquire_status::granted) {
+                rollback(c, i, tau);
+                return reservation_type(*this, c, r.status, this->time_of(r.ready), i);
+            }
+            ready = ready > r.ready ? ready : r.ready;
+        }
+        return reservation_type(*this, c, acquire_status::granted,
+                                ready == tau ? at : this->time_of(ready), N);
+    }
+
+    /// Gives `c` back (the bucket of each metric never exceeds its burst).
+    void refund(const cost_type& c) noexcept {
+        const std::uint64_t tau = this->tick_of(this->now());
+        for (std::size_t i = 0; i < N; ++i)
+            m_buckets[i].refund(c[i], tau);
+    }
+    /// Takes `c` unconditionally (usage that already happened), into debt if need be.
+    void charge(const cost_type& c) noexcept {
+        const std::uint64_t tau = this->tick_of(this->now());
+        for (std::size_t i = 0; i < N; ++i)
+            m_buckets[i].charge(c[i], tau);
+    }
+    /// Settles an estimate with the actual usage, metric by metric: surplus refunded, deficit
+    /// charged. This is what `reservation::commit` does.
+    void reconcile(const cost_type& estimate, const cost_type& actual) noexcept {
+        const std::uint64_t tau = this->tick_of(this->now());
+        for (std::size_t i = 0; i < N; ++i) {
+            if (actual[i] > estimate[i])
+                m_buckets[i].charge(actual[i] - estimate[i], tau);
+            else
+                m_buckets[i].refund(estimate[i] - actual[i], tau);
+        }
+    }
+
+    // --- limits and observation ---------------------------------------------------------------
+
+    /// Changes one metric's limit at runtime (see `bucket::set_limit`).
+    template <class Tag>
+    void set_limit(const quota& q, inheritance how = inheritance::keep) noexcept {
+        set_limit(detail::checked_index<Metrics, Tag>(), q, how);
+    }
+    /// The same by index; an index ≥ size is ignored.
+    void set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) noexcept {
+        if (i < N)
+            m_buckets[i].set_limit(q, how, this->tick_of(this->now()));
+    }
+    /// One metric's limit in force.
+    template <class Tag>
+    [[nodiscard]] quota limit() const noexcept {
+        return m_buckets[detail::checked_index<Metrics, Tag>()].limit();
+    }
+    /// Tokens of one metric available now.
+    template <class Tag>
+    [[nodiscard]] std::uint64_t available() const noexcept {
+        return m_buckets[detail::checked_index<Metrics, Tag>()].available(
+            this->tick_of(this->now()));
+    }
+    /// Every metric's limit, in `metrics<...>` order.
+    [[nodiscard]] std::array<quota, N> limits() const noexcept {
+        return each([](const detail::gcra& b, std::uint64_t) { return b.limit(); });
+    }
+    /// Every metric's available tokens now, in `metrics<...>` order.
+    [[nodiscard]] std::array<std::uint64_t, N> availability() const noexcept {
+        return each([](const detail::gcra& b, std::uint64_t tau) { return b.available(tau); });
+    }
+    /// Every metric's debt now, in `metrics<...>` order.
+    [[nodiscard]] std::array<std::uint64_t, N> debts() const noexcept {
+        return each([](const detail::gcra& b, std::uint64_t tau) { return b.debt(tau); });
+    }
+
+    using base::clock;
+    using base::now;
+
+private:
+    template <class F>
+    [[nodiscard]] auto each(F f) const noexcept {
+        const std::uint64_t tau = this->tick_of(this->now());
+        return [&]<std::size_t... I>(std::index_sequence<I...>) {
+            return std::array{f(m_buckets[I], tau)...};
+        }(std::make_index_sequence<N>{});
+    }
+
+    /// Gives back what the first `upto` metrics took, exactly.
+    void rollback(const cost_type& c, std::size_t upto, std::uint64_t tau) noexcept {
+        for (std::size_t j = 0; j < upto; ++j)
+            m_buckets[j].refund(c[j], tau);
+    }
+
+    /// The refusal for metric i, with the earliest time at which all metrics could grant.
+    [[nodiscard]] result refusal(const cost_type& c, std::size_t i, detail::tick_result r,
+                                 std::uint64_t tau) const noexcept {
+        if (r.status == acquire_status::exceeds_capacity)
+            return {r.status, time_point::max(), i};
+        std::uint64_t ready = r.ready;
+        for (std::size_t j = 0; j < N; ++j) {
+            if (j == i || c[j] == 0)
+                continue;
+            const detail::tick_result p = m_buckets[j].peek(c[j], tau);
+            if (p.status == acquire_status::exceeds_capacity)
+                return {p.status, time_point::max(), j};
+            ready = ready > p.ready ? ready : p.ready;
+        }
+        return {acquire_status::denied, this->time_of(ready), i};
+    }
+
+    std::array<detail::gcra, N> m_buckets;
+};
+
+/// An estimated cost taken from a governor, to be settled with the real usage.
+///
+/// Move-only. `commit(actual)` reconciles (surplus refunded, deficit charged); `cancel()`
+/// refunds the estimate; each settles at most once — later calls do nothing. Dropped
+/// unsettled, it applies `DropPolicy`. A refused reservation (`!r`) holds nothing:
+/// `cancel()` does nothing, `commit(actual)` charges `actual` (the usage happened anyway).
+///
+/// \code
+/// auto r = gov.reserve(estimate, std::chrono::seconds(5));
+/// if (!r) return r.status();          // denied (would wait > 5 s) or exceeds_capacity
+/// r.wait();                           // sleeps until ready_at() (virtual on a manual clock)
+/// auto usage = send_request();
+/// r.commit(usage);
+/// \endcode
+template <class Governor, class DropPolicy>
+class reservation {
+public:
+    using cost_type = typename Governor::cost_type;
+    using time_point = typename Governor::time_point;
+
+    reservation(reservation&& other) noexcept
+        : m_governor(std::exchange(other.m_governor, nullptr))
+        , m_estimate(other.m_estimate)
+        , m_ready_at(other.m_ready_at)
+        , m_metric(other.m_metric)
+        , m_status(other.m_status) {}
+    reservation& operator=(reservation&& other) noexcept {
+        if (this != &other) {
+            settle_on_drop();
+            m_governor = std::exchange(other.m_governor, nullptr);
+            m_estimate = other.m_estimate;
+            m_ready_at = other.m_ready_at;
+            m_metric = other.m_metric;
+            m_status = other.m_status;
+        }
+        return *this;
+    }
+    reservation(const reservation&) = delete;
+    reservation& operator=(const reservation&) = delete;
+    ~reservation() { settle_on_drop(); }
+
+    /// granted, denied or exceeds_capacity.
+    [[nodiscard]] acquire_status status() const noexcept { return m_status; }
+    /// True when granted.
+    [[nodiscard]] explicit operator bool() const noexcept {
+        return m_status == acquire_status::granted;
+    }
+    /// When the tokens may be used (granted), or when they would have been (denied).
+    [[nodiscard]] time_point ready_at() const noexcept { return m_ready_at; }
+    /// The metric that refused (index in `metrics<...>`), or the number of metrics.
+    [[nodiscard]] std::size_t metric() const noexcept { return m_metric; }
+    /// The estimated cost this reservation holds.
+    [[nodiscard]] const cost_type& estimate() const noexcept { return m_estimate; }
+    /// Whether it still holds tokens to settle.
+    [[nodiscard]] bool pending() const noexcept {
+        return m_governor != nullptr && m_status == acquire_status::granted;
+    }
+
+    /// Blocks until `ready_at()` through the clock's wait policy (on a manual clock: virtual
+    /// time, never a real sleep). Returns at once if not granted.
+    void wait() const {
+        if (m_governor != nullptr && m_status == acquire_status::granted)
+            sleep_until(m_governor->clock(), m_ready_at);
+    }
+
+    /// Settles with the real usage: each metric's surplus is refunded, its deficit charged.
+    void commit(const cost_type& actual) noexcept {
+        if (m_governor == nullptr)
+            return;
+        auto* g = std::exchange(m_governor, nullptr);
+        if (m_status == acquire_status::granted)
+            g->reconcile(m_estimate, actual);
+        else
+            g->charge(actual);
+    }
+    /// Gives the whole estimate back.
+    void cancel() noexcept {
+        if (m_governor == nullptr)
+            return;
+        auto* g = std::exchange(m_governor, nullptr);
+        if (m_status == acquire_status::granted)
+            g->refund(m_estimate);
+    }
+
+private:
+    friend Governor;
+    reservation(Governor& g, const cost_type& estimate, acquire_status status,
+                time_point ready_at, std::size_t metric) noexcept
+        : m_governor(&g)
+        , m_estimate(estimate)
+        , m_ready_at(ready_at)
+        , m_metric(metric)
+        , m_status(status) {}
+
+    void settle_on_drop() noexcept {
+        if (pending())
+            DropPolicy::on_drop(*this);
+        m_governor = nullptr;
+    }
+
+    Governor* m_governor;
+    cost_type m_estimate;
+    time_point m_ready_at;
+    std::size_t m_metric;
+    acquire_status m_status;
+};
+
+RATEGOV_NAMESPACE_END

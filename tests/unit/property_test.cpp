@@ -1,0 +1,3 @@
+#include <rategov/rategov.hpp>
+
+#include <gtest/gtest.h>
