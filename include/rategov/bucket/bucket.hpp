@@ -66,7 +66,7 @@ private:
 /// allocates nothing and throws nothing. Time is kept in integer nanoseconds and the rate is
 /// exact over any horizon: a caller that takes every token it can gets between
 /// `rate·T − 1` and `burst + rate·T` tokens in any interval of length T, for rates from
-/// 1 per 100 years to 10^9 per second, for 146 years from construction.
+/// 1 per 730 days to 10^9 per second, for 146 years from construction.
 ///
 /// \code
 /// rategov::bucket<> requests(rategov::per_second(50));
@@ -98,7 +98,7 @@ public:
     }
     /// The same at a caller-supplied time (e.g. one clock read shared by several buckets).
     [[nodiscard]] result try_acquire_at(std::uint64_t n, time_point at) noexcept {
-        return to_result(m_core.try_acquire(n, this->tick_of(at)), at);
+        return to_result(m_core.try_acquire(m_state, n, this->tick_of(at)), at);
     }
 
     /// Pays forward: takes `n` tokens now and returns the time from which the caller may use
@@ -109,31 +109,31 @@ public:
     }
     [[nodiscard]] result reserve_at(std::uint64_t n, time_point at,
                                     duration max_wait = duration::max()) noexcept {
-        return to_result(m_core.reserve(n, this->tick_of(at), base::ticks_of(max_wait)), at);
+        return to_result(m_core.reserve(m_state, n, this->tick_of(at), base::ticks_of(max_wait)), at);
     }
 
     /// Gives back `n` tokens taken earlier; the bucket never exceeds its burst.
-    void refund(std::uint64_t n) noexcept { m_core.refund(n, this->tick_of(this->now())); }
+    void refund(std::uint64_t n) noexcept { m_core.refund(m_state, n, this->tick_of(this->now())); }
     /// Takes `n` tokens unconditionally (usage that already happened), possibly into debt that
     /// later callers wait out. `n` may exceed the burst.
-    void charge(std::uint64_t n) noexcept { m_core.charge(n, this->tick_of(this->now())); }
+    void charge(std::uint64_t n) noexcept { m_core.charge(m_state, n, this->tick_of(this->now())); }
 
     /// Whole tokens available now (between 0 and the burst).
     [[nodiscard]] std::uint64_t available() const noexcept {
-        return m_core.available(this->tick_of(this->now()));
+        return m_core.available(m_state, this->tick_of(this->now()));
     }
     /// Tokens owed now after `charge` went beyond empty.
     [[nodiscard]] std::uint64_t debt() const noexcept {
-        return m_core.debt(this->tick_of(this->now()));
+        return m_core.debt(m_state, this->tick_of(this->now()));
     }
 
     /// Changes the limit at runtime, atomically with respect to concurrent acquisitions;
     /// `how` says what happens to the tokens in the bucket (see `inheritance`).
     void set_limit(const quota& q, inheritance how = inheritance::keep) noexcept {
-        m_core.set_limit(q, how, this->tick_of(this->now()));
+        m_core.set_limit(m_state, q, how, this->tick_of(this->now()));
     }
     /// The limit in force.
-    [[nodiscard]] quota limit() const noexcept { return m_core.limit(); }
+    [[nodiscard]] quota limit() const noexcept { return m_core.limit(m_state); }
 
     using base::clock;
     using base::now;
@@ -151,6 +151,8 @@ private:
         return {acquire_status::exceeds_capacity, time_point::max()};
     }
 
+    // The state word on a line of its own: it is written by every acquisition.
+    alignas(RATEGOV_CACHE_LINE) detail::gcra::word m_state{detail::gcra::initial_word};
     detail::gcra m_core;
 };
 

@@ -2,32 +2,43 @@
 /// The lock-free GCRA core shared by `bucket` and `governor`: one metric, one atomic 64-bit
 /// word, time given as integer nanosecond ticks since an epoch the owner chooses.
 ///
-/// ## Representation
+/// ## Representation: exact integers
 ///
-/// GCRA keeps a "theoretical arrival time": the instant at which the bucket would be full
-/// again. We keep it in *token space*: `pos` is that instant expressed as the number of
-/// tokens that have accrued by then, in fixed point with `shift` fractional bits (a unit is
-/// 2^-shift token), counted from the epoch. The tokens accrued by time τ are
-/// `A(τ) = τ · count · 2^shift / period`, computed from τ itself every time (never summed
-/// step by step), so the rate is exact over any horizon: no drift, however many operations.
-/// `shift` is the largest that keeps `A(τ) ≤ τ`, so 62 bits hold 146 years of positions.
+/// GCRA keeps a "theoretical arrival time" (TAT): the instant at which the bucket would be
+/// full again. We keep it in *token space*, in units chosen so that both the accrual per
+/// tick and the size of a token are integers: with the quota's rate reduced to `c/p` tokens
+/// per nanosecond (`gcd(c, p) = 1`), a token is `p` units and one tick accrues `c` units.
+/// The tokens accrued by tick τ are then `A(τ) = c·τ` — exact, one multiply, computed from τ
+/// itself each time (never summed step by step), so there is no drift however long the run.
 ///
-/// A request for n tokens at τ is granted when `max(pos, A(τ)) + n·2^shift ≤ A(τ) + burst·2^shift`
-/// and then moves `pos` to that left side. A bucket whose `pos` lies before `A(τ)` is full;
-/// its position restarts at `A(τ)` rounded *up* to a unit (conservative, < 1 unit lost).
-/// Every comparison is exact: `A(τ)` is computed with one 64×64→128 multiply by a
-/// precomputed reciprocal and corrected to the exact floor with two 64-bit multiplies.
+/// `pos` is the TAT in those units. A request for n tokens at τ is granted when
+/// `max(pos, A(τ)) + n·p ≤ A(τ) + burst·p`, and moves `pos` to the left side. A bucket whose
+/// `pos` lies before `A(τ)` is full. This is GCRA exactly, without rounding, at every integer
+/// tick: a caller that takes every token gets between `rate·T − 1` and `burst + rate·T` in
+/// any interval T.
+///
+/// ## Range: a moving epoch
+///
+/// `A(τ)` grows without bound, so positions count from an epoch kept in the parameter slot.
+/// When `c·(τ − epoch)` would pass 2^60, the first caller to notice moves the epoch to τ and
+/// shifts `pos` by the same exact amount (a *rebase*): every 2^60/c ns — 1.2 s at 10^9 tokens
+/// per second, 12 years at 3.6M per minute. `set_limit` rebases too. Positions stay below
+/// 2^62 and a full bucket is at most 2^56 units, so a queue of reservations or a debt of up
+/// to 48 bursts fits; `reserve` refuses beyond that and `charge` saturates there.
 ///
 /// ## Concurrency
 ///
-/// The word holds `[generation:2 | pos:62]`. The limit parameters live in four slots; the
-/// generation names the slot `pos` is expressed in. `set_limit` writes the next slot, then
-/// publishes it with the same CAS that converts `pos` to the new units, so a reader always
-/// computes with the parameters its word was written under, and an acquisition racing with a
-/// `set_limit` fails its CAS and retries under the new limit. A slot is rewritten only four
-/// `set_limit`s later; a reader that read a slot being rewritten has a stale word and fails
-/// its CAS (an ABA would need four limit changes during one acquisition *and* a bit-identical
-/// position after them).
+/// The word holds `[generation:2 | pos:62]`. The parameters (rate, burst, epoch) live in four
+/// slots; the generation names the slot `pos` is expressed in. A rebase or `set_limit`
+/// writes the next slot, then publishes it with the same CAS that converts `pos`, so a
+/// reader always computes with the parameters its word was written under, and an
+/// acquisition racing with a change fails its CAS and retries under the new parameters.
+/// Changes are serialised among themselves by a version counter (odd while a change runs);
+/// acquisitions never wait for it (except the one that finds a rebase due). Every reader
+/// checks that the version was the same before and after it read the word and the slot, so
+/// the parameters it computes with are those of its word's generation; a change completing
+/// between that check and the reader's CAS changes the word, and the CAS fails. (An ABA
+/// would need four changes in those few instructions *and* a bit-identical position.)
 #pragma once
 
 #include <rategov/bucket/result.hpp>
@@ -54,102 +65,101 @@ struct tick_result {
     std::uint64_t ready;
 };
 
+/// The parameters of one metric's limit and the operations on its state word. Lock-free: see
+/// the file comment.
 class gcra {
     static constexpr unsigned pos_bits = 62;
     static constexpr std::uint64_t pos_mask = (std::uint64_t{1} << pos_bits) - 1;
     static constexpr std::uint64_t pos_max = pos_mask;
+    static constexpr std::uint64_t accrual_limit = std::uint64_t{1} << 60; // rebase beyond
     static constexpr unsigned slot_count = 4;
-    static constexpr unsigned recip_shift = 62;
 
     // The parameters of one limit, read through relaxed atomics (a slot may be rewritten
     // while a stale reader reads it; that reader's CAS then fails, see the file comment).
     struct alignas(RATEGOV_CACHE_LINE) slot {
-        std::atomic<std::uint64_t> num{1};   // count·2^shift / g
-        std::atomic<std::uint64_t> den{1};   // period_ns / g      (num ≤ den)
-        std::atomic<std::uint64_t> recip{1}; // floor(num·2^62 / den) ≤ 2^62
-        std::atomic<std::uint64_t> burst_units{1};
-        std::atomic<std::uint64_t> burst{1};
-        std::atomic<std::uint64_t> count{1};
+        std::atomic<std::uint64_t> c{1};           // units accrued per tick
+        std::atomic<std::uint64_t> p{1};           // units per token
+        std::atomic<std::uint64_t> burst{1};       // tokens
+        std::atomic<std::uint64_t> burst_units{1}; // burst·p ≤ 2^56
+        std::atomic<std::uint64_t> epoch{0};       // tick at which pos counts from 0
+        std::atomic<std::uint64_t> span{1};        // ticks after epoch before a rebase
+        std::atomic<std::uint64_t> count{1};       // the quota as given, for limit()
         std::atomic<std::int64_t> period{1};
-        std::atomic<unsigned> shift{0};
     };
 
 public:
-    /// A plain copy of one slot, loaded once per attempt.
+    /// A plain copy of one slot's parameters, loaded once per attempt.
     struct view {
-        std::uint64_t num, den, recip, burst_units, burst;
-        unsigned shift;
+        std::uint64_t c, p, burst, burst_units, epoch, span;
 
-        /// floor(τ·num/den) − {0 or 1}: never above the exact value.
-        [[nodiscard]] std::uint64_t accrued_lower(std::uint64_t tau) const noexcept {
-            return mul_shift(tau, recip, recip_shift);
+        /// Ticks since the epoch (0 for a tick before it: a clock that went back).
+        [[nodiscard]] std::uint64_t since(std::uint64_t tau) const noexcept {
+            return tau > epoch ? tau - epoch : 0;
         }
-        /// Exact floor(τ·num/den), and whether the division left a remainder.
-        struct exact_t {
-            std::uint64_t floor;
-            bool frac;
-        };
-        [[nodiscard]] exact_t accrued(std::uint64_t tau) const noexcept {
-            std::uint64_t a = accrued_lower(tau);
-            // The true remainder τ·num − a·den lies in [0, 2·den) < 2^63, so the low 64 bits
-            // of the two products suffice (wrapping arithmetic is exact here).
-            std::uint64_t rem = tau * num - a * den;
-            if (rem >= den) {
-                ++a;
-                rem -= den;
-            }
-            return {a, rem != 0};
-        }
-        /// The earliest tick τ with accrued(τ) ≥ target: ceil(target·den/num), saturated.
+        /// The earliest tick at which the accrual reaches `target` units.
         [[nodiscard]] std::uint64_t tick_of(std::uint64_t target) const noexcept {
-            return std::min(div_ceil(mul_64x64(target, den), num), tick_max);
+            return std::min(epoch + (target + c - 1) / c, tick_max);
         }
         /// n tokens in units, saturated at pos_max.
         [[nodiscard]] std::uint64_t units(std::uint64_t n) const noexcept {
-            return n > (pos_max >> shift) ? pos_max : n << shift;
+            return n > pos_max / p ? pos_max : n * p;
+        }
+        /// Units available at accrual a (may be negative: debt), as a signed value.
+        [[nodiscard]] std::int64_t available_units(std::uint64_t pos, std::uint64_t a) const noexcept {
+            return pos <= a ? static_cast<std::int64_t>(burst_units)
+                            : static_cast<std::int64_t>(a + burst_units) - static_cast<std::int64_t>(pos);
         }
     };
 
-    explicit gcra(const quota& q) {
-        write_slot(0, q);
-        m_state.store(0, std::memory_order_relaxed); // position 0 at tick 0: full
-    }
+    /// The state word: `[generation:2 | pos:62]`. The owner keeps it (a governor keeps all
+    /// of its metrics' words in one cache line, so that one acquisition moves one line).
+    using word = std::atomic<std::uint64_t>;
+    /// The value a word starts with: generation 0, position 0 at the epoch — full.
+    static constexpr std::uint64_t initial_word = 0;
+
+    /// The parameters of `q`, with the epoch at tick `tau`.
+    explicit gcra(const quota& q, std::uint64_t tau = 0) { write_slot(0, q, tau); }
     gcra(const gcra&) = delete;
     gcra& operator=(const gcra&) = delete;
 
     // --- the hot path ---------------------------------------------------------------------
 
     /// Takes n tokens at tick τ if they are available now. Lock-free, never blocks.
-    [[nodiscard]] tick_result try_acquire(std::uint64_t n, std::uint64_t tau) noexcept {
-        // (1) acquire: pairs with the release of the CAS in set_limit (5), so that the slot
-        //     named by the generation we read is fully visible.
-        std::uint64_t w = m_state.load(std::memory_order_acquire);
+    [[nodiscard]] tick_result try_acquire(word& state, std::uint64_t n,
+                                          std::uint64_t tau) noexcept {
+        if (n == 0)
+            return {acquire_status::granted, tau}; // nothing to take, even in debt
         for (;;) {
-            const view v = load_view(w);
+            auto [w, v] = read(state);
             if (n > v.burst)
                 return {acquire_status::exceeds_capacity, tick_max};
-            std::uint64_t next;
-            if (const auto target = take(v, w & pos_mask, v.units(n), tau, next); target != 0)
-                return {acquire_status::denied, v.tick_of(target)};
-            // (2) acq_rel on success: release publishes our position to the next taker,
-            //     acquire orders our reads after the previous one; on failure, acquire as (1).
-            if (m_state.compare_exchange_weak(w, (w & ~pos_mask) | next,
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_acquire))
+            const std::uint64_t t = v.since(tau);
+            if (t > v.span) {
+                rebase(state, tau);
+                continue;
+            }
+            const std::uint64_t a = v.c * t; // ≤ 2^60: exact
+            const std::uint64_t next = std::max(w & pos_mask, a) + n * v.p; // n·p ≤ 2^56
+            if (next > a + v.burst_units)
+                return {acquire_status::denied, v.tick_of(next - v.burst_units)};
+            if (cas(state, w, next))
                 return {acquire_status::granted, tau};
         }
     }
 
-    /// Whether n tokens could be taken at τ, without taking them (the snapshot check of an
-    /// all-or-nothing acquisition). Same result as try_acquire would give on this state.
-    [[nodiscard]] tick_result peek(std::uint64_t n, std::uint64_t tau) const noexcept {
-        const std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
-        const view v = load_view(w);
+    /// Whether n tokens could be taken at τ, without taking them. Same result as
+    /// try_acquire would give on this state.
+    [[nodiscard]] tick_result peek(const word& state, std::uint64_t n,
+                                   std::uint64_t tau) const noexcept {
+        if (n == 0)
+            return {acquire_status::granted, tau};
+        const auto [w, v] = read(state);
         if (n > v.burst)
             return {acquire_status::exceeds_capacity, tick_max};
-        std::uint64_t next;
-        if (const auto target = take(v, w & pos_mask, v.units(n), tau, next); target != 0)
-            return {acquire_status::denied, v.tick_of(target)};
+        const std::uint64_t a = accrued(v, tau);
+        const std::uint64_t next = std::max(w & pos_mask, a) + n * v.p;
+        if (next > a + v.burst_units)
+            return {acquire_status::denied, v.tick_of(next - v.burst_units)};
         return {acquire_status::granted, tau};
     }
 
@@ -157,68 +167,73 @@ public:
 
     /// Takes n tokens now, to be used from the returned tick on (≥ τ); refuses, taking
     /// nothing, when that tick is more than `max_wait` ticks after τ.
-    [[nodiscard]] tick_result reserve(std::uint64_t n, std::uint64_t tau,
+    [[nodiscard]] tick_result reserve(word& state, std::uint64_t n, std::uint64_t tau,
                                       std::uint64_t max_wait) noexcept {
-        std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
+        if (n == 0)
+            return {acquire_status::granted, tau};
         for (;;) {
-            const view v = load_view(w);
+            auto [w, v] = read(state);
             if (n > v.burst)
                 return {acquire_status::exceeds_capacity, tick_max};
+            const std::uint64_t t = v.since(tau);
+            if (t > v.span) {
+                rebase(state, tau);
+                continue;
+            }
+            const std::uint64_t a = v.c * t;
             const std::uint64_t pos = w & pos_mask;
-            const auto [a, frac] = v.accrued(tau);
-            const bool full = pos < a || (pos == a && frac);
-            const std::uint64_t base = full ? a + frac : pos;
-            const std::uint64_t next = base + v.units(n);
+            const std::uint64_t need = n * v.p;
+            std::uint64_t next = std::max(pos, a) + need;
             std::uint64_t ready = tau;
-            if (!full && next > a + v.burst_units)
+            if (next > a + v.burst_units) {
                 ready = v.tick_of(next - v.burst_units);
+                // The tokens are used at the whole tick `ready`: position them as a request
+                // made then would be (if the bucket is full by then, from that tick).
+                next = std::max(pos, v.c * std::min(ready - v.epoch, v.span)) + need;
+            }
             if (next > pos_max || ready - tau > max_wait)
                 return {acquire_status::denied, ready};
-            if (m_state.compare_exchange_weak(w, (w & ~pos_mask) | next, // (2)
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_acquire))
+            if (cas(state, w, next))
                 return {acquire_status::granted, ready};
         }
     }
 
     /// Gives n tokens back (a cancelled or over-estimated request); the bucket never holds
     /// more than its burst afterwards.
-    void refund(std::uint64_t n, std::uint64_t tau) noexcept {
+    void refund(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
         if (n == 0)
             return;
-        std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
         for (;;) {
-            const view v = load_view(w);
+            auto [w, v] = read(state);
+            const std::uint64_t t = v.since(tau);
+            if (t > v.span) {
+                rebase(state, tau);
+                continue;
+            }
+            const std::uint64_t a = v.c * t;
             const std::uint64_t pos = w & pos_mask;
-            const auto [a, frac] = v.accrued(tau);
-            const std::uint64_t full_pos = a + frac;
-            if (pos <= full_pos)
+            if (pos <= a)
                 return; // already full
-            const std::uint64_t need = v.units(n);
-            const std::uint64_t next = std::max(pos - std::min(need, pos), full_pos);
-            if (m_state.compare_exchange_weak(w, (w & ~pos_mask) | next, // (2)
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_acquire))
+            if (cas(state, w, std::max(pos - std::min(v.units(n), pos), a)))
                 return;
         }
     }
 
     /// Takes n tokens unconditionally (usage that already happened), going into debt if
-    /// needed: later requests wait until the debt is paid off by time. n may exceed the burst.
-    void charge(std::uint64_t n, std::uint64_t tau) noexcept {
+    /// needed: later requests wait until the debt is paid off by time. n may exceed the
+    /// burst; the debt saturates at 48 bursts.
+    void charge(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
         if (n == 0)
             return;
-        std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
         for (;;) {
-            const view v = load_view(w);
-            const std::uint64_t pos = w & pos_mask;
-            const auto [a, frac] = v.accrued(tau);
-            const bool full = pos < a || (pos == a && frac);
-            const std::uint64_t base = full ? a + frac : pos;
-            const std::uint64_t next = std::min(base + v.units(n), pos_max);
-            if (m_state.compare_exchange_weak(w, (w & ~pos_mask) | next, // (2)
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_acquire))
+            auto [w, v] = read(state);
+            const std::uint64_t t = v.since(tau);
+            if (t > v.span) {
+                rebase(state, tau);
+                continue;
+            }
+            const std::uint64_t a = v.c * t;
+            if (cas(state, w, std::min(std::max(w & pos_mask, a) + v.units(n), pos_max)))
                 return;
         }
     }
@@ -226,56 +241,50 @@ public:
     // --- observation --------------------------------------------------------------------------
 
     /// Whole tokens available at τ (0 while in debt; the burst when full).
-    [[nodiscard]] std::uint64_t available(std::uint64_t tau) const noexcept {
-        const std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
-        const view v = load_view(w);
-        return available_units(v, w & pos_mask, tau) >> v.shift;
+    [[nodiscard]] std::uint64_t available(const word& state, std::uint64_t tau) const noexcept {
+        const auto [w, v] = read(state);
+        const std::int64_t units = v.available_units(w & pos_mask, accrued(v, tau));
+        return units <= 0 ? 0 : static_cast<std::uint64_t>(units) / v.p;
     }
 
     /// Tokens owed at τ: how far `charge` has taken the bucket below empty (0 if none).
-    [[nodiscard]] std::uint64_t debt(std::uint64_t tau) const noexcept {
-        const std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
-        const view v = load_view(w);
-        const std::uint64_t pos = w & pos_mask;
-        const auto [a, frac] = v.accrued(tau);
-        const std::uint64_t owed_units = pos > a + v.burst_units ? pos - a - v.burst_units : 0;
-        return (owed_units + (std::uint64_t{1} << v.shift) - 1) >> v.shift;
+    [[nodiscard]] std::uint64_t debt(const word& state, std::uint64_t tau) const noexcept {
+        const auto [w, v] = read(state);
+        const std::int64_t units = v.available_units(w & pos_mask, accrued(v, tau));
+        return units >= 0 ? 0 : (static_cast<std::uint64_t>(-units) + v.p - 1) / v.p;
     }
 
     /// The limit in force.
-    [[nodiscard]] quota limit() const noexcept {
-        const std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
-        const slot& s = m_slots[gen_of(w)];
-        return quota(s.count.load(std::memory_order_relaxed),
-                     std::chrono::nanoseconds(s.period.load(std::memory_order_relaxed)))
-            .with_burst(s.burst.load(std::memory_order_relaxed));
+    [[nodiscard]] quota limit(const word& state) const noexcept {
+        for (;;) {
+            const std::uint64_t v1 = m_version.load(std::memory_order_acquire); // (1)
+            const slot& s = m_slots[gen_of(state.load(std::memory_order_acquire))];
+            const std::uint64_t count = s.count.load(std::memory_order_relaxed);
+            const std::int64_t period = s.period.load(std::memory_order_relaxed);
+            const std::uint64_t burst = s.burst.load(std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_acquire); // (3)
+            if (m_version.load(std::memory_order_relaxed) == v1)
+                return quota(count, std::chrono::nanoseconds(period)).with_burst(burst);
+        }
     }
 
     // --- changing the limit -------------------------------------------------------------------
 
     /// Replaces the limit at tick τ, carrying tokens over as `how` says. Concurrent
     /// acquisitions are never blocked: each either completes under the old limit (before this
-    /// change) or retries under the new one. Concurrent set_limit calls are serialised
-    /// among themselves (a spin on a flag only they touch).
-    void set_limit(const quota& q, inheritance how, std::uint64_t tau) noexcept {
-        while (m_writer.test_and_set(std::memory_order_acquire)) // (3) pairs with (4)
-            std::this_thread::yield();
-        std::uint64_t w = m_state.load(std::memory_order_acquire); // (1)
-        const unsigned g = gen_of(w), g2 = (g + 1) % slot_count;
-        write_slot(g2, q);
+    /// change) or retries under the new one.
+    void set_limit(word& state, const quota& q, inheritance how, std::uint64_t tau) noexcept {
+        lock_changes();
+        std::uint64_t w = state.load(std::memory_order_acquire);
+        const unsigned g2 = (gen_of(w) + 1) % slot_count;
+        write_slot(g2, q, tau);
         const view nv = load_view_of(g2);
         for (;;) {
-            const view ov = load_view(w);
-            const std::uint64_t pos = w & pos_mask;
-            const std::uint64_t next = convert(ov, pos, nv, how, tau);
-            // (5) release: publishes the slot written above together with the new generation
-            //     to every reader that acquires this word in (1) or in a failed CAS (2).
-            if (m_state.compare_exchange_weak(w, (std::uint64_t{g2} << pos_bits) | next,
-                                              std::memory_order_acq_rel,
-                                              std::memory_order_acquire))
+            const view ov = load_view(w); // stable: only this thread changes slots now
+            if (publish(state, w, g2, convert(ov, w & pos_mask, nv, how, tau)))
                 break;
         }
-        m_writer.clear(std::memory_order_release); // (4)
+        unlock_changes();
     }
 
 private:
@@ -285,117 +294,154 @@ private:
 
     [[nodiscard]] view load_view_of(unsigned g) const noexcept {
         const slot& s = m_slots[g];
-        return {s.num.load(std::memory_order_relaxed),         s.den.load(std::memory_order_relaxed),
-                s.recip.load(std::memory_order_relaxed),       s.burst_units.load(std::memory_order_relaxed),
-                s.burst.load(std::memory_order_relaxed),       s.shift.load(std::memory_order_relaxed)};
+        return {s.c.load(std::memory_order_relaxed),     s.p.load(std::memory_order_relaxed),
+                s.burst.load(std::memory_order_relaxed), s.burst_units.load(std::memory_order_relaxed),
+                s.epoch.load(std::memory_order_relaxed), s.span.load(std::memory_order_relaxed)};
     }
     [[nodiscard]] view load_view(std::uint64_t w) const noexcept { return load_view_of(gen_of(w)); }
 
-    /// The decision of try_acquire on one state. Returns 0 and sets `next` when granted,
-    /// else the position that accrued time must reach first (> 0).
-    [[nodiscard]] static std::uint64_t take(const view& v, std::uint64_t pos, std::uint64_t need,
-                                            std::uint64_t tau, std::uint64_t& next) noexcept {
-        // Fast path: one multiply gives a ≤ A(τ) < a + 2. A position at or beyond a + 2 is
-        // certainly past A(τ) (not full), so only the capacity check remains; it is decided
-        // here unless it falls on the one unit where a and A(τ) may differ.
-        const std::uint64_t a_lo = v.accrued_lower(tau);
-        if (pos >= a_lo + 2) {
-            if (pos + need <= a_lo + v.burst_units) {
-                next = pos + need;
-                return 0;
+    /// A(τ) for observers, which never rebase: beyond the span the bucket is full anyway
+    /// (every position < 2^62 ≤ the accrual), so the accrual saturates there.
+    [[nodiscard]] static std::uint64_t accrued(const view& v, std::uint64_t tau) noexcept {
+        const std::uint64_t t = v.since(tau);
+        return t > v.span ? pos_max : v.c * t;
+    }
+
+    /// A word and the parameters of its generation, read consistently: the change version is
+    /// the same before and after, so no slot was rewritten meanwhile. Retries only when a
+    /// change (another thread's progress) intervened: lock-free.
+    struct snapshot {
+        std::uint64_t w;
+        view v;
+    };
+    [[nodiscard]] snapshot read(const word& state) const noexcept {
+        for (;;) {
+            // (1) acquire: pairs with the release in unlock_changes (4): the slots written by
+            //     a completed change are visible.
+            const std::uint64_t v1 = m_version.load(std::memory_order_acquire);
+            // (2) acquire: pairs with the release of a successful CAS (5) or publish (6), so
+            //     that the slot named by the word's generation is visible.
+            const std::uint64_t w = state.load(std::memory_order_acquire);
+            const view v = load_view(w);
+            // (3) the slot reads above complete before the version is read again.
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (m_version.load(std::memory_order_relaxed) == v1)
+                return {w, v};
+        }
+    }
+
+    /// Moves `w`'s position to `next` if the word is still `w`.
+    static bool cas(word& state, std::uint64_t w, std::uint64_t next) noexcept {
+        // (5) acq_rel: release publishes our position to the next reader (2); acquire
+        //     orders this after the reads that decided it. On failure the caller reads again.
+        return state.compare_exchange_weak(w, (w & ~pos_mask) | next, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed);
+    }
+
+    /// Changes (set_limit, rebase) are serialised among themselves by an odd version; they
+    /// never block acquisitions, which only compare versions.
+    void lock_changes() noexcept {
+        for (;;) {
+            std::uint64_t v = m_version.load(std::memory_order_relaxed);
+            if ((v & 1) == 0 &&
+                m_version.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
+                                                std::memory_order_relaxed))
+                return;
+            std::this_thread::yield();
+        }
+    }
+    void unlock_changes() noexcept {
+        m_version.fetch_add(1, std::memory_order_release); // (4)
+    }
+
+    /// Installs generation g2 with position `next` if the word is still `w`.
+    static bool publish(word& state, std::uint64_t& w, unsigned g2, std::uint64_t next) noexcept {
+        // (6) release: publishes the slot written before, together with the new generation,
+        //     to every reader that acquires this word (2).
+        return state.compare_exchange_weak(w, (std::uint64_t{g2} << pos_bits) | next,
+                                           std::memory_order_acq_rel, std::memory_order_acquire);
+    }
+
+    /// Moves the epoch to τ, shifting the position by the exact accrual between the two.
+    void rebase(word& state, std::uint64_t tau) noexcept {
+        lock_changes();
+        std::uint64_t w = state.load(std::memory_order_acquire);
+        const view v = load_view(w);
+        if (v.since(tau) > v.span) { // nobody rebased meanwhile
+            const unsigned g2 = (gen_of(w) + 1) % slot_count;
+            copy_slot(g2, gen_of(w), tau);
+            const std::uint64_t t = v.since(tau);
+            for (;;) {
+                // pos − c·t, or 0 (full) once the accrual has passed pos; c·t ≤ pos is tested
+                // as t ≤ pos / c, which cannot overflow.
+                const std::uint64_t pos = w & pos_mask;
+                if (publish(state, w, g2, t <= pos / v.c ? pos - v.c * t : 0))
+                    break;
             }
-            if (pos + need > a_lo + 1 + v.burst_units)
-                return pos + need - v.burst_units;
         }
-        const auto [a, frac] = v.accrued(tau);
-        if (pos < a || (pos == a && frac)) {
-            // Full: restart from now, rounded up to a unit (never ahead of the exact GCRA).
-            next = a + frac + need;
-            return 0;
-        }
-        if (pos + need <= a + v.burst_units) {
-            next = pos + need;
-            return 0;
-        }
-        return pos + need - v.burst_units;
+        unlock_changes();
     }
 
-    /// Tokens available, in units, at τ.
-    [[nodiscard]] static std::uint64_t available_units(const view& v, std::uint64_t pos,
-                                                       std::uint64_t tau) noexcept {
-        const auto [a, frac] = v.accrued(tau);
-        if (pos <= a)
-            return v.burst_units;
-        return pos < a + v.burst_units ? a + v.burst_units - pos : 0;
-    }
-
-    /// The position under `nv` that carries over the tokens of `pos` under `ov`.
+    /// The position under `nv` (whose epoch is τ) that carries over the tokens of `pos`
+    /// under `ov`.
     [[nodiscard]] static std::uint64_t convert(const view& ov, std::uint64_t pos, const view& nv,
                                                inheritance how, std::uint64_t tau) noexcept {
-        const auto [oa, ofrac] = ov.accrued(tau);
-        const auto [na, nfrac] = nv.accrued(tau);
         if (how == inheritance::reset)
-            return na; // full
-        // Signed available units under the old limit: negative means debt. |value| < 2^62.
-        const std::int64_t old_avail =
-            pos <= oa ? static_cast<std::int64_t>(ov.burst_units)
-                      : static_cast<std::int64_t>(oa + ov.burst_units) - static_cast<std::int64_t>(pos);
-        const bool neg = old_avail < 0;
-        const std::uint64_t mag = neg ? static_cast<std::uint64_t>(-old_avail)
-                                      : static_cast<std::uint64_t>(old_avail);
-        std::uint64_t new_mag;
-        if (how == inheritance::keep) {
-            // Same number of tokens, in the new units. Positive amounts round down, debts up.
-            if (nv.shift >= ov.shift) {
-                const unsigned d = nv.shift - ov.shift;
-                new_mag = mag > (pos_max >> d) ? pos_max : mag << d;
-            } else {
-                const unsigned d = ov.shift - nv.shift;
-                new_mag = neg ? (mag + (std::uint64_t{1} << d) - 1) >> d : mag >> d;
-            }
-        } else {
-            // proportional: the same fraction of the burst.
-            const u128 scaled = mul_64x64(mag, nv.burst_units);
-            new_mag = neg ? div_ceil(scaled, ov.burst_units) : divmod(scaled, ov.burst_units).quot;
-            new_mag = std::min(new_mag, pos_max);
-        }
-        if (!neg && new_mag >= nv.burst_units)
-            return na; // full
-        // pos = ceil(A) + burst − available, so that no more than `available` is granted.
-        const std::uint64_t full_pos = na + (nfrac ? 1u : 0u);
-        const std::uint64_t owed = neg ? nv.burst_units + new_mag : nv.burst_units - new_mag;
-        return std::min(full_pos + std::min(owed, pos_max), pos_max);
+            return 0; // full
+        const std::int64_t old_avail = ov.available_units(pos, accrued(ov, tau));
+        const bool debt = old_avail < 0;
+        const std::uint64_t mag = debt ? static_cast<std::uint64_t>(-old_avail)
+                                       : static_cast<std::uint64_t>(old_avail);
+        // keep: the same tokens (units scale by p'/p); proportional: the same share of the
+        // burst. Positive amounts round down, debts up: never more than was there.
+        const std::uint64_t mul = how == inheritance::keep ? nv.p : nv.burst_units;
+        const std::uint64_t div = how == inheritance::keep ? ov.p : ov.burst_units;
+        const u128 scaled = mul_64x64(mag, mul);
+        const std::uint64_t new_mag =
+            std::min(debt ? div_ceil(scaled, div) : divmod(scaled, div).quot, pos_max);
+        if (!debt)
+            return new_mag >= nv.burst_units ? 0 : nv.burst_units - new_mag;
+        return std::min(nv.burst_units + new_mag, pos_max);
     }
 
-    void write_slot(unsigned g, const quota& q) noexcept {
+    void write_slot(unsigned g, const quota& q, std::uint64_t epoch) noexcept {
         const std::uint64_t count = q.count();
         const auto period = static_cast<std::uint64_t>(q.period().count());
-        // The largest shift with count·2^shift ≤ period (so A(τ) ≤ τ) and burst·2^shift ≤ 2^60.
-        unsigned shift = 0;
-        while (shift < 62 && (count << (shift + 1)) <= period &&
-               (count << (shift + 1)) >> (shift + 1) == count &&
-               (q.burst() << (shift + 1)) <= quota::max_burst)
-            ++shift;
-        const std::uint64_t num0 = count << shift;
-        const std::uint64_t g0 = gcd(num0, period);
-        const std::uint64_t num = num0 / g0, den = period / g0;
-        const std::uint64_t recip = divmod(u128{num >> (64 - recip_shift), num << recip_shift}, den).quot;
+        const std::uint64_t d = gcd(count, period);
+        // c ≤ p: at most 1 token per tick. When a full bucket would not fit in 2^56 units,
+        // the rate becomes the closest fraction below it that fits (see `quota`).
+        const fraction rate = best_lower_fraction(count / d, period / d,
+                                                  quota::max_burst / q.burst());
+        const std::uint64_t c = rate.num, p = rate.den;
         slot& s = m_slots[g];
-        s.num.store(num, std::memory_order_relaxed);
-        s.den.store(den, std::memory_order_relaxed);
-        s.recip.store(recip, std::memory_order_relaxed);
-        s.burst_units.store(q.burst() << shift, std::memory_order_relaxed);
+        s.c.store(c, std::memory_order_relaxed);
+        s.p.store(p, std::memory_order_relaxed);
         s.burst.store(q.burst(), std::memory_order_relaxed);
+        s.burst_units.store(q.burst() * p, std::memory_order_relaxed); // ≤ 2^56
+        s.epoch.store(epoch, std::memory_order_relaxed);
+        s.span.store(accrual_limit / c, std::memory_order_relaxed);
         s.count.store(count, std::memory_order_relaxed);
         s.period.store(q.period().count(), std::memory_order_relaxed);
-        s.shift.store(shift, std::memory_order_relaxed);
+    }
+
+    void copy_slot(unsigned to, unsigned from, std::uint64_t epoch) noexcept {
+        const slot& f = m_slots[from];
+        slot& s = m_slots[to];
+        for (auto [dst, src] : {std::pair{&s.c, &f.c}, std::pair{&s.p, &f.p},
+                                std::pair{&s.burst, &f.burst},
+                                std::pair{&s.burst_units, &f.burst_units},
+                                std::pair{&s.span, &f.span}, std::pair{&s.count, &f.count}})
+            dst->store(src->load(std::memory_order_relaxed), std::memory_order_relaxed);
+        s.period.store(f.period.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        s.epoch.store(epoch, std::memory_order_relaxed);
     }
 
     static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
                   "rategov: the bucket needs lock-free 64-bit atomics");
 
-    alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_state{0};
-    std::atomic_flag m_writer = ATOMIC_FLAG_INIT;
+    // Even: no change in progress; odd: a change holds the right to write slots. Read by
+    // every operation, written only by changes: a read-mostly line of its own.
+    alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_version{0};
     slot m_slots[slot_count];
 };
 

@@ -99,5 +99,50 @@ struct divmod_result {
     return a;
 }
 
+/// A fraction num/den.
+struct fraction {
+    std::uint64_t num;
+    std::uint64_t den;
+};
+
+/// The largest fraction ≤ c/p (0 < c ≤ p, coprime) whose denominator is at most `q` (≥ 1):
+/// the best approximation from below, found by walking the Stern–Brocot tree in runs (the
+/// continued fraction of c/p). Without a native 128-bit type, the fraction floor(c·q/p)/q,
+/// reduced, which is also ≤ c/p but less close.
+[[nodiscard]] constexpr fraction best_lower_fraction(std::uint64_t c, std::uint64_t p,
+                                                     std::uint64_t q) noexcept {
+    if (p <= q)
+        return {c, p};
+#if RATEGOV_HAS_INT128
+    // lo = a0/b0 ≤ c/p < a1/b1 = hi, Farey neighbours: every fraction strictly between them
+    // has a denominator of at least b0 + b1.
+    native_u128 a0 = 0, b0 = 1, a1 = 1, b1 = 0;
+    const native_u128 x = c, y = p;
+    for (;;) {
+        // Raise lo: the largest t with (a0 + t·a1)/(b0 + t·b1) ≤ c/p, within the bound q.
+        native_u128 t = (b0 * x - a0 * y) / (a1 * y - b1 * x);
+        if (b1 != 0 && t > (q - b0) / b1)
+            t = (q - b0) / b1;
+        a0 += t * a1;
+        b0 += t * b1;
+        if (a0 * y == b0 * x || b0 + b1 > q)
+            break;
+        // Lower hi: the largest t with (a1 + t·a0)/(b1 + t·b0) > c/p, within the bound q.
+        native_u128 t2 = (a1 * y - b1 * x - 1) / (b0 * x - a0 * y);
+        if (t2 > (q - b1) / b0)
+            t2 = (q - b1) / b0;
+        a1 += t2 * a0;
+        b1 += t2 * b0;
+        if (b0 + b1 > q)
+            break;
+    }
+    return {static_cast<std::uint64_t>(a0), static_cast<std::uint64_t>(b0)};
+#else
+    const std::uint64_t num = divmod(mul_64x64(c, q), p).quot;
+    const std::uint64_t g = gcd(num, q);
+    return {num / g, q / g};
+#endif
+}
+
 } // namespace detail
 RATEGOV_NAMESPACE_END

@@ -110,7 +110,10 @@ public:
         requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
     explicit governor(const Clock& clk, const Q&... limits)
         : base(clk)
-        , m_buckets{{detail::gcra(limits)...}} {}
+        , m_buckets{{detail::gcra(limits)...}} {
+        for (auto& w : m_words)
+            w.store(detail::gcra::initial_word, std::memory_order_relaxed);
+    }
 
     governor(const governor&) = delete;
     governor& operator=(const governor&) = delete;
@@ -127,7 +130,7 @@ public:
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result r = m_buckets[i].try_acquire(c[i], tau);
+            const detail::tick_result r = m_buckets[i].try_acquire(m_words[i], c[i], tau);
             if (r.status != acquire_status::granted) {
                 rollback(c, i, tau);
                 return refusal(c, i, r, tau);
@@ -151,7 +154,7 @@ public:
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result r = m_buckets[i].reserve(c[i], tau, wait);
+            const detail::tick_result r = m_buckets[i].reserve(m_words[i], c[i], tau, wait);
             if (r.status != acquire_status::granted) {
                 rollback(c, i, tau);
                 return reservation_type(*this, c, r.status, this->time_of(r.ready), i);
@@ -166,13 +169,13 @@ public:
     void refund(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
-            m_buckets[i].refund(c[i], tau);
+            m_buckets[i].refund(m_words[i], c[i], tau);
     }
     /// Takes `c` unconditionally (usage that already happened), into debt if need be.
     void charge(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
-            m_buckets[i].charge(c[i], tau);
+            m_buckets[i].charge(m_words[i], c[i], tau);
     }
     /// Settles an estimate with the actual usage, metric by metric: surplus refunded, deficit
     /// charged. This is what `reservation::commit` does.
@@ -180,9 +183,9 @@ public:
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i) {
             if (actual[i] > estimate[i])
-                m_buckets[i].charge(actual[i] - estimate[i], tau);
+                m_buckets[i].charge(m_words[i], actual[i] - estimate[i], tau);
             else
-                m_buckets[i].refund(estimate[i] - actual[i], tau);
+                m_buckets[i].refund(m_words[i], estimate[i] - actual[i], tau);
         }
     }
 
@@ -196,30 +199,35 @@ public:
     /// The same by index; an index ≥ size is ignored.
     void set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) noexcept {
         if (i < N)
-            m_buckets[i].set_limit(q, how, this->tick_of(this->now()));
+            m_buckets[i].set_limit(m_words[i], q, how, this->tick_of(this->now()));
     }
     /// One metric's limit in force.
     template <class Tag>
     [[nodiscard]] quota limit() const noexcept {
-        return m_buckets[detail::checked_index<Metrics, Tag>()].limit();
+        constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
+        return m_buckets[i].limit(m_words[i]);
     }
     /// Tokens of one metric available now.
     template <class Tag>
     [[nodiscard]] std::uint64_t available() const noexcept {
-        return m_buckets[detail::checked_index<Metrics, Tag>()].available(
-            this->tick_of(this->now()));
+        constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
+        return m_buckets[i].available(m_words[i], this->tick_of(this->now()));
     }
     /// Every metric's limit, in `metrics<...>` order.
     [[nodiscard]] std::array<quota, N> limits() const noexcept {
-        return each([](const detail::gcra& b, std::uint64_t) { return b.limit(); });
+        return each([](const detail::gcra& b, const word& w, std::uint64_t) { return b.limit(w); });
     }
     /// Every metric's available tokens now, in `metrics<...>` order.
     [[nodiscard]] std::array<std::uint64_t, N> availability() const noexcept {
-        return each([](const detail::gcra& b, std::uint64_t tau) { return b.available(tau); });
+        return each([](const detail::gcra& b, const word& w, std::uint64_t tau) {
+            return b.available(w, tau);
+        });
     }
     /// Every metric's debt now, in `metrics<...>` order.
     [[nodiscard]] std::array<std::uint64_t, N> debts() const noexcept {
-        return each([](const detail::gcra& b, std::uint64_t tau) { return b.debt(tau); });
+        return each([](const detail::gcra& b, const word& w, std::uint64_t tau) {
+            return b.debt(w, tau);
+        });
     }
 
     using base::clock;
@@ -230,14 +238,14 @@ private:
     [[nodiscard]] auto each(F f) const noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return std::array{f(m_buckets[I], tau)...};
+            return std::array{f(m_buckets[I], m_words[I], tau)...};
         }(std::make_index_sequence<N>{});
     }
 
     /// Gives back what the first `upto` metrics took, exactly.
     void rollback(const cost_type& c, std::size_t upto, std::uint64_t tau) noexcept {
         for (std::size_t j = 0; j < upto; ++j)
-            m_buckets[j].refund(c[j], tau);
+            m_buckets[j].refund(m_words[j], c[j], tau);
     }
 
     /// The refusal for metric i, with the earliest time at which all metrics could grant.
@@ -249,7 +257,7 @@ private:
         for (std::size_t j = 0; j < N; ++j) {
             if (j == i || c[j] == 0)
                 continue;
-            const detail::tick_result p = m_buckets[j].peek(c[j], tau);
+            const detail::tick_result p = m_buckets[j].peek(m_words[j], c[j], tau);
             if (p.status == acquire_status::exceeds_capacity)
                 return {p.status, time_point::max(), j};
             ready = ready > p.ready ? ready : p.ready;
@@ -257,6 +265,10 @@ private:
         return {acquire_status::denied, this->time_of(ready), i};
     }
 
+    using word = detail::gcra::word;
+    // The metrics' state words side by side, on as few cache lines as possible: an
+    // acquisition that takes three metrics moves one line, not three.
+    alignas(RATEGOV_CACHE_LINE) std::array<word, N> m_words;
     std::array<detail::gcra, N> m_buckets;
 };
 

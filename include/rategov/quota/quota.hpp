@@ -11,6 +11,7 @@
 #include <limits>
 #include <ratio>
 #include <string>
+#include <type_traits>
 
 RATEGOV_NAMESPACE_BEGIN
 
@@ -18,8 +19,8 @@ RATEGOV_NAMESPACE_BEGIN
 ///
 /// Made by `per_second`, `per_minute`, `per_hour` or `per`, refined by `with_burst`. All
 /// values are validated when the quota is made: a zero or negative count, period or burst,
-/// a period longer than 100 years, a rate above 10^9 per second (finer than a nanosecond)
-/// or a burst above 2^60 throw `config_error` naming the value.
+/// a period longer than 730 days, a rate above 10^9 per second (finer than a nanosecond)
+/// or a burst above 2^56 throw `config_error` naming the value.
 ///
 /// **Default burst: the whole period's count.** LLM providers state their token limits per
 /// minute ("3.6M prompt tokens per minute"), and one request can carry a large share of that
@@ -36,11 +37,11 @@ RATEGOV_NAMESPACE_BEGIN
 /// \endcode
 class quota {
 public:
-    /// Largest burst (and count) a quota accepts: 2^60, leaving room for exact arithmetic.
-    static constexpr std::uint64_t max_burst = std::uint64_t{1} << 60;
-    /// Longest period: 100 years.
-    static constexpr std::chrono::nanoseconds max_period =
-        std::chrono::hours(24) * 36525;
+    /// Largest burst (and count) a quota accepts: 2^56, leaving room in the bucket's 62-bit
+    /// position for a queue or debt of 32 bursts.
+    static constexpr std::uint64_t max_burst = std::uint64_t{1} << 56;
+    /// Longest period: 730 days.
+    static constexpr std::chrono::nanoseconds max_period = std::chrono::hours(24) * 730;
 
     /// `count` tokens per `period`, burst = `count`. Prefer the named makers below.
     constexpr quota(std::uint64_t count, std::chrono::nanoseconds period)
@@ -50,7 +51,7 @@ public:
         validate();
     }
 
-    /// The same rate with another burst (1 ≤ burst ≤ 2^60).
+    /// The same rate with another burst (1 ≤ burst ≤ 2^56).
     [[nodiscard]] constexpr quota with_burst(std::uint64_t burst) const {
         quota q = *this;
         q.m_burst = burst;
@@ -99,13 +100,13 @@ private:
                                        "per period");
         if (m_count > max_burst)
             detail::throw_config_error("quota: count " + std::to_string(m_count) +
-                                       " exceeds the largest supported count 2^60");
+                                       " exceeds the largest supported count 2^56");
         if (m_period.count() <= 0)
             detail::throw_config_error("quota: period of " + std::to_string(m_period.count()) +
                                        " ns — the period must be positive");
         if (m_period > max_period)
             detail::throw_config_error("quota: period of " + std::to_string(m_period.count()) +
-                                       " ns exceeds 100 years");
+                                       " ns exceeds 730 days");
         if (m_count > static_cast<std::uint64_t>(m_period.count()))
             detail::throw_config_error(
                 "quota: " + std::to_string(m_count) + " per " +
@@ -115,7 +116,15 @@ private:
             detail::throw_config_error("quota: burst 0 — the burst must be at least 1 token");
         if (m_burst > max_burst)
             detail::throw_config_error("quota: burst " + std::to_string(m_burst) +
-                                       " exceeds the largest supported burst 2^60");
+                                       " exceeds the largest supported burst 2^56");
+        // The bucket's arithmetic holds a full bucket's refill time in 2^56 ns.
+        const auto period = static_cast<std::uint64_t>(m_period.count());
+        const std::uint64_t ns_per_token = (period + m_count - 1) / m_count;
+        if (m_burst > max_burst / ns_per_token)
+            detail::throw_config_error(
+                "quota: burst " + std::to_string(m_burst) + " at " + std::to_string(m_count) +
+                " per " + std::to_string(m_period.count()) +
+                " ns takes longer than 2^56 ns (2.28 years) to refill; lower the burst");
     }
 
     std::uint64_t m_count;
@@ -124,6 +133,31 @@ private:
 };
 
 namespace detail {
+
+/// A duration as its count and unit ("-2 ms", "87673 h", "1.5 s"), for error messages.
+template <class Rep, class Period>
+[[nodiscard]] std::string duration_string(std::chrono::duration<Rep, Period> d) {
+    std::string count;
+    if constexpr (std::is_floating_point_v<Rep>)
+        count = std::to_string(static_cast<long double>(d.count()));
+    else
+        count = std::to_string(d.count());
+    if constexpr (std::is_same_v<Period, std::nano>)
+        return count + " ns";
+    else if constexpr (std::is_same_v<Period, std::micro>)
+        return count + " us";
+    else if constexpr (std::is_same_v<Period, std::milli>)
+        return count + " ms";
+    else if constexpr (std::is_same_v<Period, std::ratio<1>>)
+        return count + " s";
+    else if constexpr (std::is_same_v<Period, std::ratio<60>>)
+        return count + " min";
+    else if constexpr (std::is_same_v<Period, std::ratio<3600>>)
+        return count + " h";
+    else
+        return count + " × " + std::to_string(Period::num) + "/" + std::to_string(Period::den) +
+               " s";
+}
 
 /// Validates a count given as any integer type (a negative value is an error, not a wrap).
 template <std::integral N>
@@ -158,19 +192,19 @@ template <std::integral N>
     return quota(detail::checked_count(n, "per_hour"), std::chrono::hours(1));
 }
 
-/// `n` tokens per `period` (burst `n`). A period that does not fit in 64-bit nanoseconds, is
-/// zero or negative throws `config_error`.
+/// `n` tokens per `period` (burst `n`). A period longer than 730 days, zero or negative
+/// throws `config_error` naming it.
 template <class Rep, class Period, std::integral N>
 [[nodiscard]] constexpr quota per(std::chrono::duration<Rep, Period> period, N n) {
     using namespace std::chrono;
     const auto count = detail::checked_count(n, "per");
     if (period <= duration<Rep, Period>::zero())
-        detail::throw_config_error("per(period, " + std::to_string(count) +
-                                   "): the period must be positive");
-    // Compare in the coarser unit so that the check cannot overflow itself.
+        detail::throw_config_error("per(" + detail::duration_string(period) + ", " +
+                                   std::to_string(count) + "): the period must be positive");
+    // Compare in floating point so that the check cannot overflow itself.
     if (duration<long double, Period>(period) > duration<long double, std::nano>(quota::max_period))
-        detail::throw_config_error("per(period, " + std::to_string(count) +
-                                   "): the period exceeds 100 years");
+        detail::throw_config_error("per(" + detail::duration_string(period) + ", " +
+                                   std::to_string(count) + "): the period exceeds 730 days");
     return quota(count, duration_cast<nanoseconds>(period));
 }
 
