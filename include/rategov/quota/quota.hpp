@@ -74,7 +74,7 @@ public:
     /// burst differs).
     friend constexpr bool operator==(const quota&, const quota&) = default;
 
-    /// "3600000 per 60s, burst 3600000".
+    /// "3600000 per 1min, burst 3600000".
     [[nodiscard]] std::string to_string() const {
         return std::to_string(m_count) + " per " + period_string(m_period) + ", burst " +
                std::to_string(m_burst);
