@@ -61,21 +61,37 @@ void run_threads(unsigned n, F body) {
 /// than by the scheduler, so that time passes and limits change while the workers run,
 /// whatever the machine's load.
 struct pacer {
-    std::atomic<std::uint64_t> progress{0}; // operations done by all workers
-    std::atomic<unsigned> done{0};          // workers finished
+    static constexpr std::uint64_t slack = 64; // driver calls the workers may run ahead of
+    static constexpr unsigned max_drivers = 2;
 
-    void tick() noexcept { progress.fetch_add(1, std::memory_order_relaxed); }
+    std::atomic<std::uint64_t> progress{0};              // operations done by all workers
+    std::atomic<std::uint64_t> driven[max_drivers] = {}; // calls each driver has made
+    std::atomic<std::uint64_t> every[max_drivers] = {};  // 0: no such driver
+    std::atomic<unsigned> done{0};                       // workers finished
+
+    /// Counts one worker operation; waits while the workers are more than `slack` calls
+    /// ahead of a driver, so that the drivers run however the threads are scheduled.
+    void tick() noexcept {
+        const std::uint64_t p = progress.fetch_add(1, std::memory_order_relaxed) + 1;
+        for (unsigned d = 0; d < max_drivers; ++d)
+            while (p > (driven[d].load(std::memory_order_acquire) + slack) *
+                           every[d].load(std::memory_order_acquire) &&
+                   every[d].load(std::memory_order_acquire) != 0)
+                std::this_thread::yield();
+    }
     void finish() noexcept { done.fetch_add(1, std::memory_order_release); }
 
-    /// Calls f() once per `every` worker operations until `workers` have finished; returns
-    /// the number of calls.
+    /// Calls f() once per `every_ops` worker operations until `workers` have finished;
+    /// returns the number of calls. Each concurrent driver passes its own `slot`.
     template <class F>
-    std::uint64_t drive(unsigned workers, std::uint64_t every, F f) {
+    std::uint64_t drive(unsigned workers, std::uint64_t every_ops, F f, unsigned slot = 0) {
+        every[slot].store(every_ops, std::memory_order_release);
         std::uint64_t calls = 0;
         while (done.load(std::memory_order_acquire) < workers) {
-            if (calls < progress.load(std::memory_order_relaxed) / every) {
+            if (calls < progress.load(std::memory_order_relaxed) / every_ops) {
                 f(calls);
                 ++calls;
+                driven[slot].store(calls, std::memory_order_release);
             } else {
                 std::this_thread::yield();
             }
@@ -513,7 +529,8 @@ TEST_P(Stress, GovernorSetLimitRacingWithAdvancingClockNeverGrantsBeyondTheLimit
             return;
         }
         if (i == n + 1) {
-            sets = pace.drive(n, 50, [&](std::uint64_t k) { next_limit(gov, k); });
+            sets = pace.drive(
+                n, 50, [&](std::uint64_t k) { next_limit(gov, k); }, 1);
             return;
         }
         hammer_governor(gov, max_cost, ops_per_thread(n), max_wait, 500 + i, t, &pace, &m2_limits);

@@ -2,14 +2,14 @@
 /// `bucket`: one metric's limit, lock-free, over a clock.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+
 #include <rategov/bucket/gcra.hpp>
 #include <rategov/bucket/result.hpp>
 #include <rategov/clock/clock.hpp>
 #include <rategov/config.hpp>
 #include <rategov/quota/quota.hpp>
-
-#include <chrono>
-#include <cstdint>
 
 RATEGOV_NAMESPACE_BEGIN
 namespace detail {
@@ -98,7 +98,8 @@ public:
     }
     /// The same at a caller-supplied time (e.g. one clock read shared by several buckets).
     [[nodiscard]] result try_acquire_at(std::uint64_t n, time_point at) noexcept {
-        return to_result(m_core.try_acquire(m_state, n, this->tick_of(at)), at);
+        const std::uint64_t tau = this->tick_of(at);
+        return to_result(m_core.try_acquire(m_state, n, tau), tau, at);
     }
 
     /// Pays forward: takes `n` tokens now and returns the time from which the caller may use
@@ -109,7 +110,8 @@ public:
     }
     [[nodiscard]] result reserve_at(std::uint64_t n, time_point at,
                                     duration max_wait = duration::max()) noexcept {
-        return to_result(m_core.reserve(m_state, n, this->tick_of(at), base::ticks_of(max_wait)), at);
+        const std::uint64_t tau = this->tick_of(at);
+        return to_result(m_core.reserve(m_state, n, tau, base::ticks_of(max_wait)), tau, at);
     }
 
     /// Gives back `n` tokens taken earlier; the bucket never exceeds its burst.
@@ -139,10 +141,12 @@ public:
     using base::now;
 
 private:
-    [[nodiscard]] result to_result(detail::tick_result r, time_point at) const noexcept {
+    /// A tick result as a time point result; `tau` is the tick of `at`.
+    [[nodiscard]] result to_result(detail::tick_result r, std::uint64_t tau,
+                                   time_point at) const noexcept {
         switch (r.status) {
         case acquire_status::granted:
-            return {r.status, r.ready <= this->tick_of(at) ? at : this->time_of(r.ready)};
+            return {r.status, r.ready == tau ? at : this->time_of(r.ready)};
         case acquire_status::denied:
             return {r.status, this->time_of(r.ready)};
         case acquire_status::exceeds_capacity:

@@ -41,16 +41,16 @@
 /// would need four changes in those few instructions *and* a bit-identical position.)
 #pragma once
 
-#include <rategov/bucket/result.hpp>
-#include <rategov/config.hpp>
-#include <rategov/detail/uint128.hpp>
-#include <rategov/quota/quota.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <thread>
+
+#include <rategov/bucket/result.hpp>
+#include <rategov/config.hpp>
+#include <rategov/detail/uint128.hpp>
+#include <rategov/quota/quota.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 namespace detail {
@@ -74,8 +74,8 @@ class gcra {
     static constexpr std::uint64_t accrual_limit = std::uint64_t{1} << 60; // rebase beyond
     static constexpr unsigned slot_count = 4;
 
-    // The parameters of one limit, read through relaxed atomics (a slot may be rewritten
-    // while a stale reader reads it; that reader's CAS then fails, see the file comment).
+    // The parameters of one limit, as atomics: a slot may be rewritten while a stale reader
+    // reads it; that reader's version check then fails (see the file comment).
     struct alignas(RATEGOV_CACHE_LINE) slot {
         std::atomic<std::uint64_t> c{1};           // units accrued per tick
         std::atomic<std::uint64_t> p{1};           // units per token
@@ -105,9 +105,11 @@ public:
             return n > pos_max / p ? pos_max : n * p;
         }
         /// Units available at accrual a (may be negative: debt), as a signed value.
-        [[nodiscard]] std::int64_t available_units(std::uint64_t pos, std::uint64_t a) const noexcept {
+        [[nodiscard]] std::int64_t available_units(std::uint64_t pos,
+                                                   std::uint64_t a) const noexcept {
             return pos <= a ? static_cast<std::int64_t>(burst_units)
-                            : static_cast<std::int64_t>(a + burst_units) - static_cast<std::int64_t>(pos);
+                            : static_cast<std::int64_t>(a + burst_units) -
+                                  static_cast<std::int64_t>(pos);
         }
     };
 
@@ -138,7 +140,7 @@ public:
                 rebase(state, tau);
                 continue;
             }
-            const std::uint64_t a = v.c * t; // ≤ 2^60: exact
+            const std::uint64_t a = v.c * t;                                // ≤ 2^60: exact
             const std::uint64_t next = std::max(w & pos_mask, a) + n * v.p; // n·p ≤ 2^56
             if (next > a + v.burst_units)
                 return {acquire_status::denied, v.tick_of(next - v.burst_units)};
@@ -259,10 +261,9 @@ public:
         for (;;) {
             const std::uint64_t v1 = m_version.load(std::memory_order_acquire); // (1)
             const slot& s = m_slots[gen_of(state.load(std::memory_order_acquire))];
-            const std::uint64_t count = s.count.load(std::memory_order_relaxed);
-            const std::int64_t period = s.period.load(std::memory_order_relaxed);
-            const std::uint64_t burst = s.burst.load(std::memory_order_relaxed);
-            std::atomic_thread_fence(std::memory_order_acquire); // (3)
+            const std::uint64_t count = s.count.load(std::memory_order_acquire); // (3)
+            const std::int64_t period = s.period.load(std::memory_order_acquire);
+            const std::uint64_t burst = s.burst.load(std::memory_order_acquire);
             if (m_version.load(std::memory_order_relaxed) == v1)
                 return quota(count, std::chrono::nanoseconds(period)).with_burst(burst);
         }
@@ -292,11 +293,14 @@ private:
         return static_cast<unsigned>(w >> pos_bits);
     }
 
+    /// The parameters in slot g. Acquire loads (plain loads on x86): the version check that
+    /// follows in read() cannot move before them, without a fence (which ThreadSanitizer
+    /// would not model).
     [[nodiscard]] view load_view_of(unsigned g) const noexcept {
         const slot& s = m_slots[g];
-        return {s.c.load(std::memory_order_relaxed),     s.p.load(std::memory_order_relaxed),
-                s.burst.load(std::memory_order_relaxed), s.burst_units.load(std::memory_order_relaxed),
-                s.epoch.load(std::memory_order_relaxed), s.span.load(std::memory_order_relaxed)};
+        constexpr auto o = std::memory_order_acquire;
+        return {s.c.load(o),           s.p.load(o),     s.burst.load(o),
+                s.burst_units.load(o), s.epoch.load(o), s.span.load(o)};
     }
     [[nodiscard]] view load_view(std::uint64_t w) const noexcept { return load_view_of(gen_of(w)); }
 
@@ -322,9 +326,7 @@ private:
             // (2) acquire: pairs with the release of a successful CAS (5) or publish (6), so
             //     that the slot named by the word's generation is visible.
             const std::uint64_t w = state.load(std::memory_order_acquire);
-            const view v = load_view(w);
-            // (3) the slot reads above complete before the version is read again.
-            std::atomic_thread_fence(std::memory_order_acquire);
+            const view v = load_view(w); // (3) acquire loads: complete before the check
             if (m_version.load(std::memory_order_relaxed) == v1)
                 return {w, v};
         }
@@ -343,9 +345,8 @@ private:
     void lock_changes() noexcept {
         for (;;) {
             std::uint64_t v = m_version.load(std::memory_order_relaxed);
-            if ((v & 1) == 0 &&
-                m_version.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
-                                                std::memory_order_relaxed))
+            if ((v & 1) == 0 && m_version.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
+                                                                std::memory_order_relaxed))
                 return;
             std::this_thread::yield();
         }
@@ -390,8 +391,8 @@ private:
             return 0; // full
         const std::int64_t old_avail = ov.available_units(pos, accrued(ov, tau));
         const bool debt = old_avail < 0;
-        const std::uint64_t mag = debt ? static_cast<std::uint64_t>(-old_avail)
-                                       : static_cast<std::uint64_t>(old_avail);
+        const std::uint64_t mag =
+            debt ? static_cast<std::uint64_t>(-old_avail) : static_cast<std::uint64_t>(old_avail);
         // keep: the same tokens (units scale by p'/p); proportional: the same share of the
         // burst. Positive amounts round down, debts up: never more than was there.
         const std::uint64_t mul = how == inheritance::keep ? nv.p : nv.burst_units;
@@ -410,8 +411,8 @@ private:
         const std::uint64_t d = gcd(count, period);
         // c ≤ p: at most 1 token per tick. When a full bucket would not fit in 2^56 units,
         // the rate becomes the closest fraction below it that fits (see `quota`).
-        const fraction rate = best_lower_fraction(count / d, period / d,
-                                                  quota::max_burst / q.burst());
+        const fraction rate =
+            best_lower_fraction(count / d, period / d, quota::max_burst / q.burst());
         const std::uint64_t c = rate.num, p = rate.den;
         slot& s = m_slots[g];
         s.c.store(c, std::memory_order_relaxed);
@@ -427,10 +428,10 @@ private:
     void copy_slot(unsigned to, unsigned from, std::uint64_t epoch) noexcept {
         const slot& f = m_slots[from];
         slot& s = m_slots[to];
-        for (auto [dst, src] : {std::pair{&s.c, &f.c}, std::pair{&s.p, &f.p},
-                                std::pair{&s.burst, &f.burst},
-                                std::pair{&s.burst_units, &f.burst_units},
-                                std::pair{&s.span, &f.span}, std::pair{&s.count, &f.count}})
+        for (auto [dst, src] :
+             {std::pair{&s.c, &f.c}, std::pair{&s.p, &f.p}, std::pair{&s.burst, &f.burst},
+              std::pair{&s.burst_units, &f.burst_units}, std::pair{&s.span, &f.span},
+              std::pair{&s.count, &f.count}})
             dst->store(src->load(std::memory_order_relaxed), std::memory_order_relaxed);
         s.period.store(f.period.load(std::memory_order_relaxed), std::memory_order_relaxed);
         s.epoch.store(epoch, std::memory_order_relaxed);

@@ -3,9 +3,9 @@
 /// or too large ever to be granted.
 #pragma once
 
-#include <rategov/config.hpp>
-
 #include <cstdint>
+
+#include <rategov/config.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 

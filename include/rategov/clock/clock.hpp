@@ -2,13 +2,13 @@
 /// The `Clock` concept, the clocks rategov ships, and the wait policy paired with a clock.
 #pragma once
 
-#include <rategov/config.hpp>
-
 #include <chrono>
 #include <concepts>
 #include <cstdint>
 #include <thread>
 #include <type_traits>
+
+#include <rategov/config.hpp>
 
 #if defined(__linux__)
 #include <time.h>
@@ -24,7 +24,8 @@ concept clock_has_time_types = requires {
     typename C::duration;
     typename C::time_point;
     typename C::time_point::duration;
-} && std::same_as<typename C::duration, typename C::time_point::duration>;
+}
+&&std::same_as<typename C::duration, typename C::time_point::duration>;
 
 /// `c.now()` on a const clock returns a `time_point`. A static `now()` qualifies too.
 template <class C>
@@ -37,7 +38,8 @@ concept clock_has_now = clock_has_time_types<C> && requires(const C& c) {
 template <class C>
 concept clock_is_steady = requires {
     { C::is_steady } -> std::convertible_to<bool>;
-} && C::is_steady;
+}
+&&C::is_steady;
 
 /// A clock is copied into the buckets that use it: a copy must read the same time (it is a
 /// handle, or it has no state at all).
@@ -149,7 +151,9 @@ template <class D>
 /// manual clock does, so that a blocking wait in a test advances (or waits for) virtual time
 /// instead of sleeping.
 template <class C>
-concept clock_has_sleep = requires(const C& c, typename C::time_point tp) { c.sleep_until(tp); };
+concept clock_has_sleep = requires(const C& c, typename C::time_point tp) {
+    c.sleep_until(tp);
+};
 
 /// Blocks the calling thread until `clock.now() >= tp`: through the clock's own
 /// `sleep_until` if it has one, else by sleeping on the real clock in steps of what remains.

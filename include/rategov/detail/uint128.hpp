@@ -3,9 +3,9 @@
 /// has one and a portable fallback elsewhere (define RATEGOV_NO_INT128 to force it).
 #pragma once
 
-#include <rategov/config.hpp>
-
 #include <cstdint>
+
+#include <rategov/config.hpp>
 
 #if defined(__SIZEOF_INT128__) && !defined(RATEGOV_NO_INT128)
 #define RATEGOV_HAS_INT128 1

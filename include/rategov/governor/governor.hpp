@@ -3,6 +3,13 @@
 /// `reservation` settles an estimate with the real usage.
 #pragma once
 
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
 #include <rategov/bucket/bucket.hpp>
 #include <rategov/bucket/gcra.hpp>
 #include <rategov/bucket/result.hpp>
@@ -10,13 +17,6 @@
 #include <rategov/config.hpp>
 #include <rategov/governor/metrics.hpp>
 #include <rategov/quota/quota.hpp>
-
-#include <array>
-#include <concepts>
-#include <cstddef>
-#include <cstdint>
-#include <type_traits>
-#include <utility>
 
 RATEGOV_NAMESPACE_BEGIN
 
@@ -59,7 +59,8 @@ struct keep_on_drop {
 /// A drop policy has `static void on_drop(Reservation&) noexcept`.
 template <class P, class Reservation>
 concept drop_policy = requires(Reservation& r) {
-    { P::on_drop(r) } noexcept;
+    { P::on_drop(r) }
+    noexcept;
 };
 
 /// Limits `Metrics` at once, lock-free, each metric a GCRA bucket over one shared `Clock`.
@@ -101,14 +102,14 @@ public:
 
     /// One quota per metric, in `metrics<...>` order, over a default-constructed clock.
     template <class... Q>
-        requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
-    explicit governor(const Q&... limits)
+    requires(sizeof...(Q) == N &&
+             (std::same_as<Q, quota> && ...)) explicit governor(const Q&... limits)
         : governor(Clock{}, limits...) {}
 
     /// One quota per metric, in `metrics<...>` order, over `clock` (copied: a handle).
     template <class... Q>
-        requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
-    explicit governor(const Clock& clk, const Q&... limits)
+    requires(sizeof...(Q) == N && (std::same_as<Q, quota> &&
+                                   ...)) explicit governor(const Clock& clk, const Q&... limits)
         : base(clk)
         , m_buckets{{detail::gcra(limits)...}} {
         for (auto& w : m_words)
@@ -225,9 +226,8 @@ public:
     }
     /// Every metric's debt now, in `metrics<...>` order.
     [[nodiscard]] std::array<std::uint64_t, N> debts() const noexcept {
-        return each([](const detail::gcra& b, const word& w, std::uint64_t tau) {
-            return b.debt(w, tau);
-        });
+        return each(
+            [](const detail::gcra& b, const word& w, std::uint64_t tau) { return b.debt(w, tau); });
     }
 
     using base::clock;
@@ -239,7 +239,8 @@ private:
         const std::uint64_t tau = this->tick_of(this->now());
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
             return std::array{f(m_buckets[I], m_words[I], tau)...};
-        }(std::make_index_sequence<N>{});
+        }
+        (std::make_index_sequence<N>{});
     }
 
     /// Gives back what the first `upto` metrics took, exactly.
@@ -358,8 +359,8 @@ public:
 
 private:
     friend Governor;
-    reservation(Governor& g, const cost_type& estimate, acquire_status status,
-                time_point ready_at, std::size_t metric) noexcept
+    reservation(Governor& g, const cost_type& estimate, acquire_status status, time_point ready_at,
+                std::size_t metric) noexcept
         : m_governor(&g)
         , m_estimate(estimate)
         , m_ready_at(ready_at)

@@ -2,12 +2,12 @@
 /// Metrics named by tag types, and the `cost` vector addressed by tag.
 #pragma once
 
-#include <rategov/config.hpp>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+
+#include <rategov/config.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 
@@ -96,8 +96,7 @@ public:
     constexpr cost() = default;
     /// From amounts of named metrics; naming a metric twice adds the amounts.
     template <class... Tags>
-        requires(sizeof...(Tags) > 0)
-    constexpr cost(amount<Tags>... amounts) {
+    requires(sizeof...(Tags) > 0) constexpr cost(amount<Tags>... amounts) {
         ((m_values[detail::checked_index<Metrics, Tags>()] += amounts.value), ...);
     }
 

@@ -2,8 +2,6 @@
 /// `quota`: a validated statement of a limit — so many tokens per period, with a burst.
 #pragma once
 
-#include <rategov/config.hpp>
-
 #include <chrono>
 #include <compare>
 #include <concepts>
@@ -12,6 +10,8 @@
 #include <ratio>
 #include <string>
 #include <type_traits>
+
+#include <rategov/config.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 
@@ -109,8 +109,7 @@ private:
                                        " ns exceeds 730 days");
         if (m_count > static_cast<std::uint64_t>(m_period.count()))
             detail::throw_config_error(
-                "quota: " + std::to_string(m_count) + " per " +
-                std::to_string(m_period.count()) +
+                "quota: " + std::to_string(m_count) + " per " + std::to_string(m_period.count()) +
                 " ns exceeds 10^9 per second, the finest rate rategov resolves (1 per ns)");
         if (m_burst == 0)
             detail::throw_config_error("quota: burst 0 — the burst must be at least 1 token");

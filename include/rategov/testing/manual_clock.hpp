@@ -3,15 +3,15 @@
 /// simulations run in virtual time. Public: use it to test your own clients.
 #pragma once
 
-#include <rategov/clock/clock.hpp>
-#include <rategov/config.hpp>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include <rategov/clock/clock.hpp>
+#include <rategov/config.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 namespace testing {
