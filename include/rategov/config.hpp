@@ -43,6 +43,20 @@ static_assert(RATEGOV_CACHE_LINE >= 16 && (RATEGOV_CACHE_LINE & (RATEGOV_CACHE_L
               "rategov: RATEGOV_CACHE_LINE must be a power of two of at least 16 "
               "(the size of a cache line in bytes, e.g. 64 or 128).");
 
+/// Hot-path functions are inlined into the caller whatever the inliner's budget says, and
+/// the rare paths (epoch rebase, limit changes) are kept out of line so that the hot ones
+/// stay small.
+#if defined(__GNUC__) || defined(__clang__)
+#define RATEGOV_ALWAYS_INLINE inline __attribute__((always_inline))
+#define RATEGOV_COLD __attribute__((noinline, cold))
+#elif defined(_MSC_VER)
+#define RATEGOV_ALWAYS_INLINE __forceinline
+#define RATEGOV_COLD __declspec(noinline)
+#else
+#define RATEGOV_ALWAYS_INLINE inline
+#define RATEGOV_COLD
+#endif
+
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #define RATEGOV_HAS_EXCEPTIONS 1
 #else

@@ -4,4 +4,6 @@
 #endif
 #include <rategov/config.hpp>
 
-int main() { return 0; }
+int main() {
+    return 0;
+}

@@ -8,4 +8,6 @@ using llm = rategov::metrics<m::generated, m::total_prompt, m::generated>;
 using llm = rategov::metrics<m::generated, m::total_prompt>;
 #endif
 
-int main() { return llm::size == 2 ? 0 : 1; }
+int main() {
+    return llm::size == 2 ? 0 : 1;
+}

@@ -1,8 +1,8 @@
 // A wall clock can jump back and hand out a burst: a bucket over it must not compile, and
 // the error must say why and what to use instead.
-#include <rategov/bucket/bucket.hpp>
-
 #include <chrono>
+
+#include <rategov/bucket/bucket.hpp>
 
 #ifdef RATEGOV_COMPILE_FAIL
 using clock_type = std::chrono::system_clock;

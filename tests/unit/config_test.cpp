@@ -1,18 +1,18 @@
-#include <rategov/rategov.hpp>
-
-#include <gtest/gtest.h>
-
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+
+#include <rategov/rategov.hpp>
+
+#include <gtest/gtest.h>
 
 namespace {
 
 TEST(Config, VersionMacrosAgreeWithTheCombinedNumber) {
     static_assert(RATEGOV_VERSION_MAJOR >= 0 && RATEGOV_VERSION_MINOR >= 0 &&
                   RATEGOV_VERSION_PATCH >= 0);
-    EXPECT_EQ(RATEGOV_VERSION, RATEGOV_VERSION_MAJOR * 10000 + RATEGOV_VERSION_MINOR * 100 +
-                                   RATEGOV_VERSION_PATCH);
+    EXPECT_EQ(RATEGOV_VERSION,
+              RATEGOV_VERSION_MAJOR * 10000 + RATEGOV_VERSION_MINOR * 100 + RATEGOV_VERSION_PATCH);
 }
 
 TEST(Config, VersionMatchesTheCMakeProjectVersion) {

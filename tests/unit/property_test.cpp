@@ -140,10 +140,10 @@ TEST(Property, ReservationsQueueWithinTheEnvelope) {
                 ASSERT_EQ(r.status, acquire_status::denied) << "seed " << seed;
                 // Refused for waiting too long, or for queueing beyond the 32 bursts a bucket
                 // always has room for.
-                const auto queued = q.period() * 32 * static_cast<std::int64_t>(q.burst()) /
-                                    static_cast<std::int64_t>(q.count());
-                ASSERT_TRUE(r.ready_at - clock.now() > max_wait ||
-                            r.ready_at - clock.now() > queued)
+                const u128 queued_ns =
+                    static_cast<u128>(q.period().count()) * 32 * q.burst() / q.count();
+                const auto wait = r.ready_at - clock.now();
+                ASSERT_TRUE(wait > max_wait || static_cast<u128>(wait.count()) > queued_ns)
                     << "seed " << seed;
                 continue;
             }

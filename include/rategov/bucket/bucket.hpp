@@ -93,11 +93,12 @@ public:
     bucket& operator=(const bucket&) = delete;
 
     /// Takes `n` tokens now if available; never waits. `n == 0` is always granted.
-    [[nodiscard]] result try_acquire(std::uint64_t n = 1) noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire(std::uint64_t n = 1) noexcept {
         return try_acquire_at(n, this->now());
     }
     /// The same at a caller-supplied time (e.g. one clock read shared by several buckets).
-    [[nodiscard]] result try_acquire_at(std::uint64_t n, time_point at) noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire_at(std::uint64_t n,
+                                                              time_point at) noexcept {
         const std::uint64_t tau = this->tick_of(at);
         return to_result(m_core.try_acquire(m_state, n, tau), tau, at);
     }

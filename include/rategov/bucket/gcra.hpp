@@ -120,15 +120,21 @@ public:
     static constexpr std::uint64_t initial_word = 0;
 
     /// The parameters of `q`, with the epoch at tick `tau`.
-    explicit gcra(const quota& q, std::uint64_t tau = 0) { write_slot(0, q, tau); }
+    explicit gcra(const quota& q, std::uint64_t tau = 0) {
+        write_slot(0, q, tau);
+        set_current(0);
+    }
     gcra(const gcra&) = delete;
     gcra& operator=(const gcra&) = delete;
 
     // --- the hot path ---------------------------------------------------------------------
 
     /// Takes n tokens at tick τ if they are available now. Lock-free, never blocks.
-    [[nodiscard]] tick_result try_acquire(word& state, std::uint64_t n,
-                                          std::uint64_t tau) noexcept {
+    ///
+    /// The hot path, written out rather than through `update()`: passing the parameters to
+    /// a decision function made GCC keep them in memory, a third slower.
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE tick_result try_acquire(word& state, std::uint64_t n,
+                                                                std::uint64_t tau) noexcept {
         if (n == 0)
             return {acquire_status::granted, tau}; // nothing to take, even in debt
         for (;;) {
@@ -173,17 +179,9 @@ public:
                                       std::uint64_t max_wait) noexcept {
         if (n == 0)
             return {acquire_status::granted, tau};
-        for (;;) {
-            auto [w, v] = read(state);
+        return update(state, tau, [&](std::uint64_t pos, const view& v, std::uint64_t a) {
             if (n > v.burst)
-                return {acquire_status::exceeds_capacity, tick_max};
-            const std::uint64_t t = v.since(tau);
-            if (t > v.span) {
-                rebase(state, tau);
-                continue;
-            }
-            const std::uint64_t a = v.c * t;
-            const std::uint64_t pos = w & pos_mask;
+                return step::keep({acquire_status::exceeds_capacity, tick_max});
             const std::uint64_t need = n * v.p;
             std::uint64_t next = std::max(pos, a) + need;
             std::uint64_t ready = tau;
@@ -194,10 +192,9 @@ public:
                 next = std::max(pos, v.c * std::min(ready - v.epoch, v.span)) + need;
             }
             if (next > pos_max || ready - tau > max_wait)
-                return {acquire_status::denied, ready};
-            if (cas(state, w, next))
-                return {acquire_status::granted, ready};
-        }
+                return step::keep({acquire_status::denied, ready});
+            return step::write(next, {acquire_status::granted, ready});
+        });
     }
 
     /// Gives n tokens back (a cancelled or over-estimated request); the bucket never holds
@@ -205,20 +202,11 @@ public:
     void refund(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
         if (n == 0)
             return;
-        for (;;) {
-            auto [w, v] = read(state);
-            const std::uint64_t t = v.since(tau);
-            if (t > v.span) {
-                rebase(state, tau);
-                continue;
-            }
-            const std::uint64_t a = v.c * t;
-            const std::uint64_t pos = w & pos_mask;
+        (void)update(state, tau, [&](std::uint64_t pos, const view& v, std::uint64_t a) {
             if (pos <= a)
-                return; // already full
-            if (cas(state, w, std::max(pos - std::min(v.units(n), pos), a)))
-                return;
-        }
+                return step::keep({}); // already full
+            return step::write(std::max(pos - std::min(v.units(n), pos), a), {});
+        });
     }
 
     /// Takes n tokens unconditionally (usage that already happened), going into debt if
@@ -227,17 +215,9 @@ public:
     void charge(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
         if (n == 0)
             return;
-        for (;;) {
-            auto [w, v] = read(state);
-            const std::uint64_t t = v.since(tau);
-            if (t > v.span) {
-                rebase(state, tau);
-                continue;
-            }
-            const std::uint64_t a = v.c * t;
-            if (cas(state, w, std::min(std::max(w & pos_mask, a) + v.units(n), pos_max)))
-                return;
-        }
+        (void)update(state, tau, [&](std::uint64_t pos, const view& v, std::uint64_t a) {
+            return step::write(std::min(std::max(pos, a) + v.units(n), pos_max), {});
+        });
     }
 
     // --- observation --------------------------------------------------------------------------
@@ -274,7 +254,8 @@ public:
     /// Replaces the limit at tick τ, carrying tokens over as `how` says. Concurrent
     /// acquisitions are never blocked: each either completes under the old limit (before this
     /// change) or retries under the new one.
-    void set_limit(word& state, const quota& q, inheritance how, std::uint64_t tau) noexcept {
+    RATEGOV_COLD void set_limit(word& state, const quota& q, inheritance how,
+                                std::uint64_t tau) noexcept {
         lock_changes();
         std::uint64_t w = state.load(std::memory_order_acquire);
         const unsigned g2 = (gen_of(w) + 1) % slot_count;
@@ -285,6 +266,7 @@ public:
             if (publish(state, w, g2, convert(ov, w & pos_mask, nv, how, tau)))
                 break;
         }
+        set_current(g2);
         unlock_changes();
     }
 
@@ -296,13 +278,31 @@ private:
     /// The parameters in slot g. Acquire loads (plain loads on x86): the version check that
     /// follows in read() cannot move before them, without a fence (which ThreadSanitizer
     /// would not model).
-    [[nodiscard]] view load_view_of(unsigned g) const noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE view load_view_of(unsigned g) const noexcept {
         const slot& s = m_slots[g];
         constexpr auto o = std::memory_order_acquire;
         return {s.c.load(o),           s.p.load(o),     s.burst.load(o),
                 s.burst_units.load(o), s.epoch.load(o), s.span.load(o)};
     }
     [[nodiscard]] view load_view(std::uint64_t w) const noexcept { return load_view_of(gen_of(w)); }
+
+    /// The parameters in force, from the line beside the version.
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE view current_view() const noexcept {
+        constexpr auto o = std::memory_order_acquire;
+        return {m_c.load(o),           m_p.load(o),     m_burst.load(o),
+                m_burst_units.load(o), m_epoch.load(o), m_span.load(o)};
+    }
+    /// Makes slot g the parameters in force (while the version is odd).
+    void set_current(unsigned g) noexcept {
+        const view v = load_view_of(g);
+        constexpr auto o = std::memory_order_relaxed; // published by unlock_changes (4)
+        m_c.store(v.c, o);
+        m_p.store(v.p, o);
+        m_burst.store(v.burst, o);
+        m_burst_units.store(v.burst_units, o);
+        m_epoch.store(v.epoch, o);
+        m_span.store(v.span, o);
+    }
 
     /// A(τ) for observers, which never rebase: beyond the span the bucket is full anyway
     /// (every position < 2^62 ≤ the accrual), so the accrual saturates there.
@@ -318,7 +318,7 @@ private:
         std::uint64_t w;
         view v;
     };
-    [[nodiscard]] snapshot read(const word& state) const noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE snapshot read(const word& state) const noexcept {
         for (;;) {
             // (1) acquire: pairs with the release in unlock_changes (4): the slots written by
             //     a completed change are visible.
@@ -326,9 +326,41 @@ private:
             // (2) acquire: pairs with the release of a successful CAS (5) or publish (6), so
             //     that the slot named by the word's generation is visible.
             const std::uint64_t w = state.load(std::memory_order_acquire);
-            const view v = load_view(w); // (3) acquire loads: complete before the check
+            // (3) acquire loads, complete before the check. With no change in progress, the
+            //     parameters in force sit beside the version and load in parallel with the
+            //     word; during a change, from the slot that the word's generation names.
+            const view v = (v1 & 1) == 0 ? current_view() : load_view(w);
             if (m_version.load(std::memory_order_relaxed) == v1)
                 return {w, v};
+        }
+    }
+
+    /// What a mutation decided: write `next` (and return `result` if the CAS succeeds), or
+    /// keep the word and return `result`.
+    struct step {
+        bool writes;
+        std::uint64_t next;
+        tick_result result;
+        static step keep(tick_result r) noexcept { return {false, 0, r}; }
+        static step write(std::uint64_t next, tick_result r) noexcept { return {true, next, r}; }
+    };
+
+    /// The loop every mutation shares: read a consistent word and parameters, rebase if the
+    /// epoch is due, let `decide(pos, view, A(τ))` compute the step, CAS it; on a lost CAS,
+    /// decide again on the new state.
+    template <class Decide>
+    RATEGOV_ALWAYS_INLINE tick_result update(word& state, std::uint64_t tau,
+                                             Decide decide) noexcept {
+        for (;;) {
+            const auto [w, v] = read(state);
+            const std::uint64_t t = v.since(tau);
+            if (t > v.span) {
+                rebase(state, tau);
+                continue;
+            }
+            const step s = decide(w & pos_mask, v, v.c * t); // c·t ≤ 2^60: exact
+            if (!s.writes || cas(state, w, s.next))
+                return s.result;
         }
     }
 
@@ -364,7 +396,7 @@ private:
     }
 
     /// Moves the epoch to τ, shifting the position by the exact accrual between the two.
-    void rebase(word& state, std::uint64_t tau) noexcept {
+    RATEGOV_COLD void rebase(word& state, std::uint64_t tau) noexcept {
         lock_changes();
         std::uint64_t w = state.load(std::memory_order_acquire);
         const view v = load_view(w);
@@ -379,6 +411,7 @@ private:
                 if (publish(state, w, g2, t <= pos / v.c ? pos - v.c * t : 0))
                     break;
             }
+            set_current(g2);
         }
         unlock_changes();
     }
@@ -440,9 +473,11 @@ private:
     static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
                   "rategov: the bucket needs lock-free 64-bit atomics");
 
-    // Even: no change in progress; odd: a change holds the right to write slots. Read by
-    // every operation, written only by changes: a read-mostly line of its own.
+    // One read-mostly line, read by every operation and written only by changes: the version
+    // (even: no change in progress; odd: a change holds the right to write slots) and a copy
+    // of the parameters in force.
     alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_version{0};
+    std::atomic<std::uint64_t> m_c{1}, m_p{1}, m_burst{1}, m_burst_units{1}, m_epoch{0}, m_span{1};
     slot m_slots[slot_count];
 };
 

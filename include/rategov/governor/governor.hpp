@@ -111,10 +111,7 @@ public:
     requires(sizeof...(Q) == N && (std::same_as<Q, quota> &&
                                    ...)) explicit governor(const Clock& clk, const Q&... limits)
         : base(clk)
-        , m_buckets{{detail::gcra(limits)...}} {
-        for (auto& w : m_words)
-            w.store(detail::gcra::initial_word, std::memory_order_relaxed);
-    }
+        , m_buckets{{detail::gcra(limits)...}} {}
 
     governor(const governor&) = delete;
     governor& operator=(const governor&) = delete;
@@ -122,16 +119,17 @@ public:
     // --- acquisition ----------------------------------------------------------------------
 
     /// Takes `c` now if every metric can grant its part, else nothing. Lock-free.
-    [[nodiscard]] result try_acquire(const cost_type& c) noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire(const cost_type& c) noexcept {
         return try_acquire_at(c, this->now());
     }
     /// The same at a caller-supplied time.
-    [[nodiscard]] result try_acquire_at(const cost_type& c, time_point at) noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire_at(const cost_type& c,
+                                                              time_point at) noexcept {
         const std::uint64_t tau = this->tick_of(at);
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result r = m_buckets[i].try_acquire(m_words[i], c[i], tau);
+            const detail::tick_result r = m_buckets[i].try_acquire(m_words[i].value, c[i], tau);
             if (r.status != acquire_status::granted) {
                 rollback(c, i, tau);
                 return refusal(c, i, r, tau);
@@ -155,7 +153,7 @@ public:
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result r = m_buckets[i].reserve(m_words[i], c[i], tau, wait);
+            const detail::tick_result r = m_buckets[i].reserve(m_words[i].value, c[i], tau, wait);
             if (r.status != acquire_status::granted) {
                 rollback(c, i, tau);
                 return reservation_type(*this, c, r.status, this->time_of(r.ready), i);
@@ -170,13 +168,13 @@ public:
     void refund(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
-            m_buckets[i].refund(m_words[i], c[i], tau);
+            m_buckets[i].refund(m_words[i].value, c[i], tau);
     }
     /// Takes `c` unconditionally (usage that already happened), into debt if need be.
     void charge(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
-            m_buckets[i].charge(m_words[i], c[i], tau);
+            m_buckets[i].charge(m_words[i].value, c[i], tau);
     }
     /// Settles an estimate with the actual usage, metric by metric: surplus refunded, deficit
     /// charged. This is what `reservation::commit` does.
@@ -184,9 +182,9 @@ public:
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i) {
             if (actual[i] > estimate[i])
-                m_buckets[i].charge(m_words[i], actual[i] - estimate[i], tau);
+                m_buckets[i].charge(m_words[i].value, actual[i] - estimate[i], tau);
             else
-                m_buckets[i].refund(m_words[i], estimate[i] - actual[i], tau);
+                m_buckets[i].refund(m_words[i].value, estimate[i] - actual[i], tau);
         }
     }
 
@@ -200,19 +198,19 @@ public:
     /// The same by index; an index ≥ size is ignored.
     void set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) noexcept {
         if (i < N)
-            m_buckets[i].set_limit(m_words[i], q, how, this->tick_of(this->now()));
+            m_buckets[i].set_limit(m_words[i].value, q, how, this->tick_of(this->now()));
     }
     /// One metric's limit in force.
     template <class Tag>
     [[nodiscard]] quota limit() const noexcept {
         constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
-        return m_buckets[i].limit(m_words[i]);
+        return m_buckets[i].limit(m_words[i].value);
     }
     /// Tokens of one metric available now.
     template <class Tag>
     [[nodiscard]] std::uint64_t available() const noexcept {
         constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
-        return m_buckets[i].available(m_words[i], this->tick_of(this->now()));
+        return m_buckets[i].available(m_words[i].value, this->tick_of(this->now()));
     }
     /// Every metric's limit, in `metrics<...>` order.
     [[nodiscard]] std::array<quota, N> limits() const noexcept {
@@ -238,15 +236,15 @@ private:
     [[nodiscard]] auto each(F f) const noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return std::array{f(m_buckets[I], m_words[I], tau)...};
+            return std::array{f(m_buckets[I], m_words[I].value, tau)...};
         }
         (std::make_index_sequence<N>{});
     }
 
     /// Gives back what the first `upto` metrics took, exactly.
-    void rollback(const cost_type& c, std::size_t upto, std::uint64_t tau) noexcept {
+    RATEGOV_COLD void rollback(const cost_type& c, std::size_t upto, std::uint64_t tau) noexcept {
         for (std::size_t j = 0; j < upto; ++j)
-            m_buckets[j].refund(m_words[j], c[j], tau);
+            m_buckets[j].refund(m_words[j].value, c[j], tau);
     }
 
     /// The refusal for metric i, with the earliest time at which all metrics could grant.
@@ -258,7 +256,7 @@ private:
         for (std::size_t j = 0; j < N; ++j) {
             if (j == i || c[j] == 0)
                 continue;
-            const detail::tick_result p = m_buckets[j].peek(m_words[j], c[j], tau);
+            const detail::tick_result p = m_buckets[j].peek(m_words[j].value, c[j], tau);
             if (p.status == acquire_status::exceeds_capacity)
                 return {p.status, time_point::max(), j};
             ready = ready > p.ready ? ready : p.ready;
@@ -267,9 +265,14 @@ private:
     }
 
     using word = detail::gcra::word;
-    // The metrics' state words side by side, on as few cache lines as possible: an
-    // acquisition that takes three metrics moves one line, not three.
-    alignas(RATEGOV_CACHE_LINE) std::array<word, N> m_words;
+    // Each metric's state word on a cache line of its own. (All words on one line would
+    // move one line per acquisition instead of N, but measured worse under contention: two
+    // threads then serialise on that line for the whole acquisition, while separate lines
+    // let one thread take metric 2 while the other takes metric 1.)
+    struct alignas(RATEGOV_CACHE_LINE) padded_word {
+        word value{detail::gcra::initial_word};
+    };
+    std::array<padded_word, N> m_words;
     std::array<detail::gcra, N> m_buckets;
 };
 
