@@ -2,10 +2,13 @@
 /// Umbrella header: includes every public rategov header, nothing else.
 #pragma once
 
+#include <rategov/adaptive/adaptive.hpp>
 #include <rategov/bucket/bucket.hpp>
 #include <rategov/bucket/result.hpp>
 #include <rategov/clock/clock.hpp>
 #include <rategov/config.hpp>
+#include <rategov/feedback/parse.hpp>
+#include <rategov/feedback/profiles.hpp>
 #include <rategov/governor/governor.hpp>
 #include <rategov/governor/metrics.hpp>
 #include <rategov/quota/quota.hpp>

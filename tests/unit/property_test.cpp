@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -138,12 +139,16 @@ TEST(Property, ReservationsQueueWithinTheEnvelope) {
             const auto r = b.reserve(n, max_wait);
             if (!r) {
                 ASSERT_EQ(r.status, acquire_status::denied) << "seed " << seed;
-                // Refused for waiting too long, or for queueing beyond the 32 bursts a bucket
-                // always has room for.
+                // Refused for waiting too long, or for queueing beyond what a position
+                // holds: 32 bursts, and 2^60 / c ns ahead of now (c: the reduced count).
                 const u128 queued_ns =
                     static_cast<u128>(q.period().count()) * 32 * q.burst() / q.count();
-                const auto wait = r.ready_at - clock.now();
-                ASSERT_TRUE(wait > max_wait || static_cast<u128>(wait.count()) > queued_ns)
+                const auto period = static_cast<std::uint64_t>(q.period().count());
+                const std::uint64_t g = std::gcd(q.count(), period);
+                const u128 horizon_ns = (u128{1} << 60) / (q.count() / g) - (u128{1} << 20);
+                const auto wait = static_cast<u128>((r.ready_at - clock.now()).count());
+                ASSERT_TRUE(r.ready_at - clock.now() > max_wait || wait > queued_ns ||
+                            wait > horizon_ns)
                     << "seed " << seed;
                 continue;
             }

@@ -62,11 +62,14 @@ private:
 
 /// One metric's rate limit: a lock-free GCRA token bucket over `Clock`.
 ///
-/// Every operation is thread-safe and lock-free; the acquisition path takes no lock,
-/// allocates nothing and throws nothing. Time is kept in integer nanoseconds and the rate is
-/// exact over any horizon: a caller that takes every token it can gets between
-/// `rate·T − 1` and `burst + rate·T` tokens in any interval of length T, for rates from
-/// 1 per 730 days to 10^9 per second, for 146 years from construction.
+/// Every operation is thread-safe and lock-free; the acquisition path allocates nothing,
+/// throws nothing and takes no lock (one call in 2^60/c ns moves the bucket's epoch and may
+/// wait for a concurrent `set_limit`; see `detail::gcra`). Time is kept in integer
+/// nanoseconds and the rate is exact over any horizon — a caller that takes every token it
+/// can gets between `rate·T − 1` and `burst + rate·T` tokens in any interval of length T —
+/// for rates from 1 per 730 days to 10^9 per second, for 146 years from construction, for
+/// every quota whose `burst × period / gcd(count, period)` fits in 2^56 (others run at the
+/// closest rate below theirs; see `quota`).
 ///
 /// \code
 /// rategov::bucket<> requests(rategov::per_second(50));
@@ -115,7 +118,16 @@ public:
         return to_result(m_core.reserve(m_state, n, tau, base::ticks_of(max_wait)), tau, at);
     }
 
-    /// Gives back `n` tokens taken earlier; the bucket never exceeds its burst.
+    /// Gives back up to `n` of the tokens that the grant with `receipt` took (an over-estimate
+    /// or a cancelled request), exactly: minus what time has already restored, and nothing
+    /// if the limit changed since or if reservations queued behind them hold promised times.
+    /// The bucket never exceeds its burst; a refund may lose tokens, never create any.
+    void refund(std::uint64_t n, const rategov::receipt& r) noexcept {
+        m_core.undo(m_state, r, n, [this] { return this->tick_of(this->now()); });
+    }
+    /// Gives back `n` tokens without a receipt, as if the `n` most recent tokens had not been
+    /// taken; the bucket never exceeds its burst. Exact with one taker; with concurrent
+    /// takers prefer `refund(n, receipt)`, which cannot return tokens another grant reused.
     void refund(std::uint64_t n) noexcept { m_core.refund(m_state, n, this->tick_of(this->now())); }
     /// Takes `n` tokens unconditionally (usage that already happened), possibly into debt that
     /// later callers wait out. `n` may exceed the burst.
@@ -133,7 +145,7 @@ public:
     /// Changes the limit at runtime, atomically with respect to concurrent acquisitions;
     /// `how` says what happens to the tokens in the bucket (see `inheritance`).
     void set_limit(const quota& q, inheritance how = inheritance::keep) noexcept {
-        m_core.set_limit(m_state, q, how, this->tick_of(this->now()));
+        m_core.set_limit(m_state, q, how, [this] { return this->tick_of(this->now()); });
     }
     /// The limit in force.
     [[nodiscard]] quota limit() const noexcept { return m_core.limit(m_state); }
@@ -147,7 +159,7 @@ private:
                                    time_point at) const noexcept {
         switch (r.status) {
         case acquire_status::granted:
-            return {r.status, r.ready == tau ? at : this->time_of(r.ready)};
+            return {r.status, r.ready == tau ? at : this->time_of(r.ready), r.taken};
         case acquire_status::denied:
             return {r.status, this->time_of(r.ready)};
         case acquire_status::exceeds_capacity:

@@ -21,10 +21,13 @@
 ///
 /// `A(τ)` grows without bound, so positions count from an epoch kept in the parameter slot.
 /// When `c·(τ − epoch)` would pass 2^60, the first caller to notice moves the epoch to τ and
-/// shifts `pos` by the same exact amount (a *rebase*): every 2^60/c ns — 1.2 s at 10^9 tokens
-/// per second, 12 years at 3.6M per minute. `set_limit` rebases too. Positions stay below
-/// 2^62 and a full bucket is at most 2^56 units, so a queue of reservations or a debt of up
-/// to 48 bursts fits; `reserve` refuses beyond that and `charge` saturates there.
+/// shifts `pos` by the same exact amount (a *rebase*): every 2^60/c ns — 1.2 s for
+/// 999'999'999 per second (c = 999'999'999), 36 years for exactly 10^9 per second (c = 1),
+/// 41 years for 3.6M per minute (c = 3). `set_limit` rebases too. Positions stay below 2^62
+/// and a full bucket is at most 2^56 units, so a queue of reservations or a debt of at least
+/// 47 bursts fits, reaching at least 2^60/c ticks ahead; `reserve` refuses beyond that and
+/// `charge` saturates there. A rebase takes the changes' flag (below): the one acquisition
+/// that finds it due, once per 2^60/c ns, may wait for a concurrent `set_limit` to finish.
 ///
 /// ## Concurrency
 ///
@@ -60,9 +63,12 @@ inline constexpr std::uint64_t tick_max = (std::uint64_t{1} << 62) - 1;
 
 /// A decision in tick space: status and the tick from which the request is (or would be)
 /// ready.
+/// A decision in tick space: status, the tick from which the request is (or would be)
+/// ready, and what it took.
 struct tick_result {
     acquire_status status;
     std::uint64_t ready;
+    receipt taken{};
 };
 
 /// The parameters of one metric's limit and the operations on its state word. Lock-free: see
@@ -129,7 +135,8 @@ public:
 
     // --- the hot path ---------------------------------------------------------------------
 
-    /// Takes n tokens at tick τ if they are available now. Lock-free, never blocks.
+    /// Takes n tokens at tick τ if they are available now. Lock-free; never blocks, except
+    /// the one call per 2^60/c ticks that performs a due rebase (see the file comment).
     ///
     /// The hot path, written out rather than through `update()`: passing the parameters to
     /// a decision function made GCC keep them in memory, a third slower.
@@ -151,7 +158,7 @@ public:
             if (next > a + v.burst_units)
                 return {acquire_status::denied, v.tick_of(next - v.burst_units)};
             if (cas(state, w, next))
-                return {acquire_status::granted, tau};
+                return {acquire_status::granted, tau, {(w & ~pos_mask) | next}};
         }
     }
 
@@ -173,45 +180,100 @@ public:
 
     // --- pay forward, give back, go into debt -------------------------------------------------
 
-    /// Takes n tokens now, to be used from the returned tick on (≥ τ); refuses, taking
-    /// nothing, when that tick is more than `max_wait` ticks after τ.
+    /// Takes n tokens now, to be used from the returned tick on (≥ max(τ, not_before));
+    /// refuses, taking nothing, when that tick is more than `max_wait` ticks after τ, or when
+    /// the queue would reach past what a position holds. The tokens are positioned as a
+    /// request made at the ready tick would be, so that nobody else can use them then.
     [[nodiscard]] tick_result reserve(word& state, std::uint64_t n, std::uint64_t tau,
-                                      std::uint64_t max_wait) noexcept {
+                                      std::uint64_t max_wait,
+                                      std::uint64_t not_before = 0) noexcept {
         if (n == 0)
-            return {acquire_status::granted, tau};
-        return update(state, tau, [&](std::uint64_t pos, const view& v, std::uint64_t a) {
+            return {acquire_status::granted, std::max(tau, not_before)};
+        const std::uint64_t from = std::max(tau, not_before);
+        for (;;) {
+            auto [w, v] = read(state);
             if (n > v.burst)
-                return step::keep({acquire_status::exceeds_capacity, tick_max});
-            const std::uint64_t need = n * v.p;
-            std::uint64_t next = std::max(pos, a) + need;
-            std::uint64_t ready = tau;
-            if (next > a + v.burst_units) {
-                ready = v.tick_of(next - v.burst_units);
-                // The tokens are used at the whole tick `ready`: position them as a request
-                // made then would be (if the bucket is full by then, from that tick).
-                next = std::max(pos, v.c * std::min(ready - v.epoch, v.span)) + need;
+                return {acquire_status::exceeds_capacity, tick_max};
+            if (v.since(tau) > v.span) {
+                rebase(state, tau);
+                continue;
             }
+            const std::uint64_t pos = w & pos_mask;
+            const std::uint64_t need = n * v.p;
+            std::uint64_t ready = from;
+            std::uint64_t next = 0;
+            if (v.since(ready) <= v.span) {
+                next = std::max(pos, v.c * v.since(ready)) + need;
+                if (next > v.c * v.since(ready) + v.burst_units)
+                    ready = v.tick_of(next - v.burst_units);
+            }
+            if (v.since(ready) > v.span) {
+                // Beyond what positions reach from this epoch: move the epoch to now (which
+                // leaves 2^60 / c ticks ahead), or refuse if it is there already.
+                if (v.since(tau) > salt_max) {
+                    rebase(state, tau, true);
+                    continue;
+                }
+                return {acquire_status::denied, ready};
+            }
+            next = std::max(pos, v.c * v.since(ready)) + need;
             if (next > pos_max || ready - tau > max_wait)
-                return step::keep({acquire_status::denied, ready});
-            return step::write(next, {acquire_status::granted, ready});
-        });
+                return {acquire_status::denied, ready};
+            if (cas(state, w, next))
+                return {acquire_status::granted, ready, {(w & ~pos_mask) | next}};
+        }
     }
 
-    /// Gives n tokens back (a cancelled or over-estimated request); the bucket never holds
-    /// more than its burst afterwards.
+    /// Gives back up to n tokens of what `taken` took (a cancelled or over-estimated
+    /// request): the latest n of them, minus any that time has already restored. Reads the
+    /// time through `now()` after the state, so that the refund is never judged at a time
+    /// older than another thread's (whose grants may have reused tokens time restored).
+    /// Nothing is given back when the limit changed since, or when positions after ours lie
+    /// beyond a full bucket (reservations queued behind ours hold promised ready times that
+    /// moving the queue would break; or debt): such a refund may lose tokens, never create
+    /// any.
+    template <class Now>
+    void undo(word& state, const receipt& taken, std::uint64_t n, Now now) noexcept {
+        if (taken.word == 0 || n == 0)
+            return;
+        for (;;) {
+            auto [w, v] = read(state);
+            if (gen_of(w) != gen_of(taken.word))
+                return; // the limit (or epoch) changed since: keep them
+            const std::uint64_t t = v.since(now());
+            if (t > v.span)
+                return; // a rebase is due, which changes the generation: keep them
+            const std::uint64_t a = v.c * t;
+            const std::uint64_t pos = w & pos_mask;
+            const std::uint64_t end = taken.word & pos_mask;
+            if (end <= a)
+                return; // time has restored them already
+            if (pos != end && pos > a + v.burst_units)
+                return; // reservations (or debt) queued behind ours
+            const std::uint64_t begin = end - std::min(v.units(n), end);
+            const std::uint64_t give = end - std::max(begin, a);
+            if (cas(state, w, std::max(pos - std::min(give, pos), a)))
+                return;
+        }
+    }
+
+    /// Gives n tokens back without a receipt: as if the n most recently taken tokens had not
+    /// been taken; the bucket never holds more than its burst afterwards. Exact for a single
+    /// taker; with concurrent takers, `undo` with the receipt is exact where this may return
+    /// tokens that another taker's grant has already reused.
     void refund(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
         if (n == 0)
             return;
         (void)update(state, tau, [&](std::uint64_t pos, const view& v, std::uint64_t a) {
             if (pos <= a)
                 return step::keep({}); // already full
-            return step::write(std::max(pos - std::min(v.units(n), pos), a), {});
+            return step::write(pos - std::min(v.units(n), pos - a), {});
         });
     }
 
     /// Takes n tokens unconditionally (usage that already happened), going into debt if
     /// needed: later requests wait until the debt is paid off by time. n may exceed the
-    /// burst; the debt saturates at 48 bursts.
+    /// burst; the debt saturates at what a position holds (at least 47 bursts).
     void charge(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
         if (n == 0)
             return;
@@ -240,26 +302,30 @@ public:
     [[nodiscard]] quota limit(const word& state) const noexcept {
         for (;;) {
             const std::uint64_t v1 = m_version.load(std::memory_order_acquire); // (1)
-            const slot& s = m_slots[gen_of(state.load(std::memory_order_acquire))];
-            const std::uint64_t count = s.count.load(std::memory_order_acquire); // (3)
-            const std::int64_t period = s.period.load(std::memory_order_acquire);
-            const std::uint64_t burst = s.burst.load(std::memory_order_acquire);
+            const quota_fields q = limit_of(gen_of(state.load(std::memory_order_acquire)));
             if (m_version.load(std::memory_order_relaxed) == v1)
-                return quota(count, std::chrono::nanoseconds(period)).with_burst(burst);
+                return q.get();
         }
     }
 
     // --- changing the limit -------------------------------------------------------------------
 
-    /// Replaces the limit at tick τ, carrying tokens over as `how` says. Concurrent
-    /// acquisitions are never blocked: each either completes under the old limit (before this
-    /// change) or retries under the new one.
-    RATEGOV_COLD void set_limit(word& state, const quota& q, inheritance how,
-                                std::uint64_t tau) noexcept {
-        lock_changes();
+    /// Replaces the limit, carrying tokens over as `how` says, at the tick `now()` returns —
+    /// read after the state, so that the change is never judged at a time older than another
+    /// thread's. Concurrent acquisitions are never blocked: each either completes under the
+    /// old limit (before this change) or retries under the new one.
+    template <class Now>
+    RATEGOV_COLD void set_limit(word& state, const quota& q, inheritance how, Now now) noexcept {
+        const std::uint64_t change = lock_changes();
         std::uint64_t w = state.load(std::memory_order_acquire);
+        if (how == inheritance::keep && limit_of(gen_of(w)) == q) {
+            unlock_changes(); // the same limit again (feedback repeats itself): nothing to do
+            return;
+        }
+        const std::uint64_t tau = std::max(now(), load_view(w).epoch);
         const unsigned g2 = (gen_of(w) + 1) % slot_count;
-        write_slot(g2, q, tau);
+        const std::uint64_t epoch = salted_epoch(tau, change);
+        write_slot(g2, q, epoch);
         const view nv = load_view_of(g2);
         for (;;) {
             const view ov = load_view(w); // stable: only this thread changes slots now
@@ -286,6 +352,25 @@ private:
     }
     [[nodiscard]] view load_view(std::uint64_t w) const noexcept { return load_view_of(gen_of(w)); }
 
+    /// The quota as given for slot g, as raw fields (acquire loads: see load_view_of). They
+    /// become a `quota` only once known consistent: a torn read would not validate.
+    struct quota_fields {
+        std::uint64_t count;
+        std::int64_t period;
+        std::uint64_t burst;
+        [[nodiscard]] quota get() const noexcept {
+            return quota(count, std::chrono::nanoseconds(period)).with_burst(burst);
+        }
+        [[nodiscard]] bool operator==(const quota& q) const noexcept {
+            return count == q.count() && period == q.period().count() && burst == q.burst();
+        }
+    };
+    [[nodiscard]] quota_fields limit_of(unsigned g) const noexcept {
+        const slot& s = m_slots[g];
+        return {s.count.load(std::memory_order_acquire), s.period.load(std::memory_order_acquire),
+                s.burst.load(std::memory_order_acquire)};
+    }
+
     /// The parameters in force, from the line beside the version.
     [[nodiscard]] RATEGOV_ALWAYS_INLINE view current_view() const noexcept {
         constexpr auto o = std::memory_order_acquire;
@@ -295,7 +380,7 @@ private:
     /// Makes slot g the parameters in force (while the version is odd).
     void set_current(unsigned g) noexcept {
         const view v = load_view_of(g);
-        constexpr auto o = std::memory_order_relaxed; // published by unlock_changes (4)
+        constexpr auto o = std::memory_order_release; // see write_slot
         m_c.store(v.c, o);
         m_p.store(v.p, o);
         m_burst.store(v.burst, o);
@@ -374,15 +459,29 @@ private:
 
     /// Changes (set_limit, rebase) are serialised among themselves by an odd version; they
     /// never block acquisitions, which only compare versions.
-    void lock_changes() noexcept {
+    /// Returns the number of this change (how many changes came before).
+    std::uint64_t lock_changes() noexcept {
         for (;;) {
             std::uint64_t v = m_version.load(std::memory_order_relaxed);
             if ((v & 1) == 0 && m_version.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
                                                                 std::memory_order_relaxed))
-                return;
+                return v / 2;
             std::this_thread::yield();
         }
     }
+
+    /// The epoch of change number `change` at tick τ: τ moved back by a salt that differs
+    /// from change to change (1 + the change number modulo 2^20, in ns). Positions count from
+    /// the epoch, so a full bucket's position after a change is c · salt rather than 0 every
+    /// time, and a state word does not come back bit for bit after four changes: a reader
+    /// still holding the word of four changes ago fails its CAS (the slots are reused every
+    /// four changes).
+    [[nodiscard]] static std::uint64_t salted_epoch(std::uint64_t tau,
+                                                    std::uint64_t change) noexcept {
+        const std::uint64_t salt = 1 + change % salt_max;
+        return tau > salt ? tau - salt : 0;
+    }
+    static constexpr std::uint64_t salt_max = std::uint64_t{1} << 20;
     void unlock_changes() noexcept {
         m_version.fetch_add(1, std::memory_order_release); // (4)
     }
@@ -396,19 +495,23 @@ private:
     }
 
     /// Moves the epoch to τ, shifting the position by the exact accrual between the two.
-    RATEGOV_COLD void rebase(word& state, std::uint64_t tau) noexcept {
-        lock_changes();
+    /// `force`: also when not due yet (a reservation that needs the room ahead).
+    RATEGOV_COLD void rebase(word& state, std::uint64_t tau, bool force = false) noexcept {
+        const std::uint64_t change = lock_changes();
         std::uint64_t w = state.load(std::memory_order_acquire);
         const view v = load_view(w);
-        if (v.since(tau) > v.span) { // nobody rebased meanwhile
+        if (v.since(tau) > (force ? salt_max : v.span)) { // nobody rebased meanwhile
             const unsigned g2 = (gen_of(w) + 1) % slot_count;
-            copy_slot(g2, gen_of(w), tau);
-            const std::uint64_t t = v.since(tau);
+            const std::uint64_t epoch = salted_epoch(tau, change); // > v.epoch: t > salt_max
+            copy_slot(g2, gen_of(w), epoch);
+            const std::uint64_t moved = epoch - v.epoch, now_pos = v.c * (tau - epoch);
             for (;;) {
-                // pos − c·t, or 0 (full) once the accrual has passed pos; c·t ≤ pos is tested
-                // as t ≤ pos / c, which cannot overflow.
+                // pos − c·moved (the same instant counted from the new epoch), at least the
+                // accrual now (full); c·moved ≤ pos is tested as moved ≤ pos / c, which
+                // cannot overflow.
                 const std::uint64_t pos = w & pos_mask;
-                if (publish(state, w, g2, t <= pos / v.c ? pos - v.c * t : 0))
+                const std::uint64_t shifted = moved <= pos / v.c ? pos - v.c * moved : 0;
+                if (publish(state, w, g2, std::max(shifted, now_pos)))
                     break;
             }
             set_current(g2);
@@ -416,12 +519,13 @@ private:
         unlock_changes();
     }
 
-    /// The position under `nv` (whose epoch is τ) that carries over the tokens of `pos`
-    /// under `ov`.
+    /// The position under `nv` that carries over the tokens of `pos` under `ov`, at tick τ
+    /// (≥ both epochs).
     [[nodiscard]] static std::uint64_t convert(const view& ov, std::uint64_t pos, const view& nv,
                                                inheritance how, std::uint64_t tau) noexcept {
+        const std::uint64_t now_pos = nv.c * nv.since(tau); // c'·salt: small
         if (how == inheritance::reset)
-            return 0; // full
+            return now_pos; // full
         const std::int64_t old_avail = ov.available_units(pos, accrued(ov, tau));
         const bool debt = old_avail < 0;
         const std::uint64_t mag =
@@ -434,8 +538,8 @@ private:
         const std::uint64_t new_mag =
             std::min(debt ? div_ceil(scaled, div) : divmod(scaled, div).quot, pos_max);
         if (!debt)
-            return new_mag >= nv.burst_units ? 0 : nv.burst_units - new_mag;
-        return std::min(nv.burst_units + new_mag, pos_max);
+            return now_pos + (new_mag >= nv.burst_units ? 0 : nv.burst_units - new_mag);
+        return std::min(now_pos + nv.burst_units + new_mag, pos_max);
     }
 
     void write_slot(unsigned g, const quota& q, std::uint64_t epoch) noexcept {
@@ -447,15 +551,17 @@ private:
         const fraction rate =
             best_lower_fraction(count / d, period / d, quota::max_burst / q.burst());
         const std::uint64_t c = rate.num, p = rate.den;
+        // Release stores: a reader that sees one of them (acquire) also sees the odd version
+        // that began this change, and so fails its version check (see read()).
         slot& s = m_slots[g];
-        s.c.store(c, std::memory_order_relaxed);
-        s.p.store(p, std::memory_order_relaxed);
-        s.burst.store(q.burst(), std::memory_order_relaxed);
-        s.burst_units.store(q.burst() * p, std::memory_order_relaxed); // ≤ 2^56
-        s.epoch.store(epoch, std::memory_order_relaxed);
-        s.span.store(accrual_limit / c, std::memory_order_relaxed);
-        s.count.store(count, std::memory_order_relaxed);
-        s.period.store(q.period().count(), std::memory_order_relaxed);
+        s.c.store(c, std::memory_order_release);
+        s.p.store(p, std::memory_order_release);
+        s.burst.store(q.burst(), std::memory_order_release);
+        s.burst_units.store(q.burst() * p, std::memory_order_release); // ≤ 2^56
+        s.epoch.store(epoch, std::memory_order_release);
+        s.span.store(accrual_limit / c, std::memory_order_release);
+        s.count.store(count, std::memory_order_release);
+        s.period.store(q.period().count(), std::memory_order_release);
     }
 
     void copy_slot(unsigned to, unsigned from, std::uint64_t epoch) noexcept {
@@ -465,9 +571,9 @@ private:
              {std::pair{&s.c, &f.c}, std::pair{&s.p, &f.p}, std::pair{&s.burst, &f.burst},
               std::pair{&s.burst_units, &f.burst_units}, std::pair{&s.span, &f.span},
               std::pair{&s.count, &f.count}})
-            dst->store(src->load(std::memory_order_relaxed), std::memory_order_relaxed);
-        s.period.store(f.period.load(std::memory_order_relaxed), std::memory_order_relaxed);
-        s.epoch.store(epoch, std::memory_order_relaxed);
+            dst->store(src->load(std::memory_order_relaxed), std::memory_order_release);
+        s.period.store(f.period.load(std::memory_order_relaxed), std::memory_order_release);
+        s.epoch.store(epoch, std::memory_order_release);
     }
 
     static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -478,6 +584,7 @@ private:
     // of the parameters in force.
     alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_version{0};
     std::atomic<std::uint64_t> m_c{1}, m_p{1}, m_burst{1}, m_burst_units{1}, m_epoch{0}, m_span{1};
+
     slot m_slots[slot_count];
 };
 

@@ -16,6 +16,14 @@ enum class acquire_status : std::uint8_t {
     exceeds_capacity, ///< more than the burst: it can never succeed, do not wait
 };
 
+/// What a grant took, to give back exactly later (`bucket::refund(n, receipt)`, and what a
+/// governor's reservation keeps). Opaque: copy it, pass it back, nothing else. All zero when
+/// nothing was taken.
+struct receipt {
+    std::uint64_t word = 0; ///< the state word the grant wrote
+    friend constexpr bool operator==(const receipt&, const receipt&) = default;
+};
+
 /// Result of `try_acquire` / `reserve` on a bucket. Converts to `true` when granted.
 ///
 /// - `granted`: for `try_acquire`, `ready_at` is the time of the call; for `reserve`, the
@@ -35,6 +43,8 @@ template <class TimePoint>
 struct acquire_result {
     acquire_status status;
     TimePoint ready_at;
+    /// What was taken, for an exact `refund(n, receipt)` (zero unless granted).
+    rategov::receipt receipt{};
 
     [[nodiscard]] constexpr bool granted() const noexcept {
         return status == acquire_status::granted;

@@ -95,6 +95,8 @@ public:
     using cost_type = cost<Metrics>;
     using result = governor_result<time_point>;
     using reservation_type = reservation<governor, DropPolicy>;
+    /// What a grant took of each metric (see `receipt`).
+    using receipts = std::array<receipt, Metrics::size>;
 
     static_assert(drop_policy<DropPolicy, reservation_type>,
                   "rategov: DropPolicy must provide `static void on_drop(reservation&) "
@@ -126,21 +128,27 @@ public:
     [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire_at(const cost_type& c,
                                                               time_point at) noexcept {
         const std::uint64_t tau = this->tick_of(at);
+        receipts taken{};
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
             const detail::tick_result r = m_buckets[i].try_acquire(m_words[i].value, c[i], tau);
             if (r.status != acquire_status::granted) {
-                rollback(c, i, tau);
+                give_back(c, taken, i);
                 return refusal(c, i, r, tau);
             }
+            taken[i] = r.taken;
         }
         return {acquire_status::granted, at, N};
     }
 
     /// Pays forward: takes `c` now and returns a reservation whose `ready_at()` is when every
-    /// metric has its part. Refused (nothing taken) when that is more than `max_wait` away
-    /// or when a part exceeds its metric's burst.
+    /// metric has its part. Each metric's tokens are placed at that same instant, as a request
+    /// made then would take them, so that nobody else can use them then; until then, a metric
+    /// that was not the bottleneck keeps back what it will accrue by then (GCRA keeps one
+    /// number per metric: it cannot lend out capacity now and promise it later). Refused
+    /// (nothing taken) when the wait would exceed `max_wait` — `metric()` names the metric
+    /// that needs the wait — or when a part exceeds its metric's burst.
     [[nodiscard]] reservation_type reserve(const cost_type& c,
                                            duration max_wait = duration::max()) noexcept {
         return reserve_at(c, this->now(), max_wait);
@@ -149,22 +157,56 @@ public:
                                               duration max_wait = duration::max()) noexcept {
         const std::uint64_t tau = this->tick_of(at);
         const std::uint64_t wait = base::ticks_of(max_wait);
+        // The common ready tick: what each metric would need, read without taking anything.
         std::uint64_t ready = tau;
+        std::size_t bottleneck = N; // the metric that sets the ready tick, for a refusal
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result r = m_buckets[i].reserve(m_words[i].value, c[i], tau, wait);
-            if (r.status != acquire_status::granted) {
-                rollback(c, i, tau);
-                return reservation_type(*this, c, r.status, this->time_of(r.ready), i);
+            const detail::tick_result p = m_buckets[i].peek(m_words[i].value, c[i], tau);
+            if (p.status == acquire_status::exceeds_capacity)
+                return reservation_type(*this, c, p.status, time_point::max(), i, {});
+            if (p.status == acquire_status::denied && p.ready > ready) {
+                ready = p.ready;
+                bottleneck = i;
             }
-            ready = ready > r.ready ? ready : r.ready;
         }
-        return reservation_type(*this, c, acquire_status::granted,
-                                ready == tau ? at : this->time_of(ready), N);
+        // Take every metric at that tick; if another caller moved one of them later meanwhile,
+        // give everything back and try again at the later tick.
+        for (;;) {
+            receipts taken{};
+            std::size_t i = 0;
+            std::uint64_t later = ready;
+            for (; i < N; ++i) {
+                if (c[i] == 0)
+                    continue;
+                const detail::tick_result r =
+                    m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready);
+                if (r.status != acquire_status::granted) {
+                    give_back(c, taken, i);
+                    const std::size_t which =
+                        r.status == acquire_status::denied && bottleneck < N ? bottleneck : i;
+                    return reservation_type(*this, c, r.status, this->time_of(r.ready), which, {});
+                }
+                taken[i] = r.taken;
+                if (r.ready > ready) {
+                    later = r.ready;
+                    bottleneck = i;
+                    ++i;
+                    break;
+                }
+            }
+            if (later == ready)
+                return reservation_type(*this, c, acquire_status::granted,
+                                        ready == tau ? at : this->time_of(ready), N, taken);
+            give_back(c, taken, i);
+            ready = later;
+        }
     }
 
-    /// Gives `c` back (the bucket of each metric never exceeds its burst).
+    /// Gives `c` back without receipts (the bucket of each metric never exceeds its burst):
+    /// as if the most recent tokens had not been taken. A reservation's `cancel()` and
+    /// `commit()` give back exactly what they took instead.
     void refund(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
@@ -176,16 +218,23 @@ public:
         for (std::size_t i = 0; i < N; ++i)
             m_buckets[i].charge(m_words[i].value, c[i], tau);
     }
-    /// Settles an estimate with the actual usage, metric by metric: surplus refunded, deficit
-    /// charged. This is what `reservation::commit` does.
-    void reconcile(const cost_type& estimate, const cost_type& actual) noexcept {
+    /// Settles an estimate taken with `taken` with the actual usage, metric by metric: the
+    /// surplus is given back exactly (see `bucket::refund(n, receipt)`), a deficit charged.
+    /// This is what `reservation::commit` does.
+    void reconcile(const cost_type& estimate, const cost_type& actual,
+                   const receipts& taken) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i) {
             if (actual[i] > estimate[i])
                 m_buckets[i].charge(m_words[i].value, actual[i] - estimate[i], tau);
             else
-                m_buckets[i].refund(m_words[i].value, estimate[i] - actual[i], tau);
+                undo(i, taken[i], estimate[i] - actual[i]);
         }
+    }
+    /// Gives back exactly what `taken` took of `c` (a cancelled reservation).
+    void give_back(const cost_type& c, const receipts& taken, std::size_t upto = N) noexcept {
+        for (std::size_t j = 0; j < upto; ++j)
+            undo(j, taken[j], c[j]);
     }
 
     // --- limits and observation ---------------------------------------------------------------
@@ -198,7 +247,8 @@ public:
     /// The same by index; an index ≥ size is ignored.
     void set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) noexcept {
         if (i < N)
-            m_buckets[i].set_limit(m_words[i].value, q, how, this->tick_of(this->now()));
+            m_buckets[i].set_limit(m_words[i].value, q, how,
+                                   [this] { return this->tick_of(this->now()); });
     }
     /// One metric's limit in force.
     template <class Tag>
@@ -210,6 +260,14 @@ public:
     template <class Tag>
     [[nodiscard]] std::uint64_t available() const noexcept {
         constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
+        return m_buckets[i].available(m_words[i].value, this->tick_of(this->now()));
+    }
+    /// The i-th metric's limit in force (i < size).
+    [[nodiscard]] quota limit(std::size_t i) const noexcept {
+        return m_buckets[i].limit(m_words[i].value);
+    }
+    /// The i-th metric's available tokens now (i < size).
+    [[nodiscard]] std::uint64_t available(std::size_t i) const noexcept {
         return m_buckets[i].available(m_words[i].value, this->tick_of(this->now()));
     }
     /// Every metric's limit, in `metrics<...>` order.
@@ -241,10 +299,9 @@ private:
         (std::make_index_sequence<N>{});
     }
 
-    /// Gives back what the first `upto` metrics took, exactly.
-    RATEGOV_COLD void rollback(const cost_type& c, std::size_t upto, std::uint64_t tau) noexcept {
-        for (std::size_t j = 0; j < upto; ++j)
-            m_buckets[j].refund(m_words[j].value, c[j], tau);
+    /// Gives back up to n of what receipt r took on metric i, judged at a fresh clock read.
+    void undo(std::size_t i, const receipt& r, std::uint64_t n) noexcept {
+        m_buckets[i].undo(m_words[i].value, r, n, [this] { return this->tick_of(this->now()); });
     }
 
     /// The refusal for metric i, with the earliest time at which all metrics could grant.
@@ -299,6 +356,7 @@ public:
     reservation(reservation&& other) noexcept
         : m_governor(std::exchange(other.m_governor, nullptr))
         , m_estimate(other.m_estimate)
+        , m_taken(other.m_taken)
         , m_ready_at(other.m_ready_at)
         , m_metric(other.m_metric)
         , m_status(other.m_status) {}
@@ -307,6 +365,7 @@ public:
             settle_on_drop();
             m_governor = std::exchange(other.m_governor, nullptr);
             m_estimate = other.m_estimate;
+            m_taken = other.m_taken;
             m_ready_at = other.m_ready_at;
             m_metric = other.m_metric;
             m_status = other.m_status;
@@ -347,7 +406,7 @@ public:
             return;
         auto* g = std::exchange(m_governor, nullptr);
         if (m_status == acquire_status::granted)
-            g->reconcile(m_estimate, actual);
+            g->reconcile(m_estimate, actual, m_taken);
         else
             g->charge(actual);
     }
@@ -357,15 +416,16 @@ public:
             return;
         auto* g = std::exchange(m_governor, nullptr);
         if (m_status == acquire_status::granted)
-            g->refund(m_estimate);
+            g->give_back(m_estimate, m_taken);
     }
 
 private:
     friend Governor;
     reservation(Governor& g, const cost_type& estimate, acquire_status status, time_point ready_at,
-                std::size_t metric) noexcept
+                std::size_t metric, const typename Governor::receipts& taken) noexcept
         : m_governor(&g)
         , m_estimate(estimate)
+        , m_taken(taken)
         , m_ready_at(ready_at)
         , m_metric(metric)
         , m_status(status) {}
@@ -378,6 +438,7 @@ private:
 
     Governor* m_governor;
     cost_type m_estimate;
+    typename Governor::receipts m_taken;
     time_point m_ready_at;
     std::size_t m_metric;
     acquire_status m_status;

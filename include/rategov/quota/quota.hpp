@@ -38,7 +38,7 @@ RATEGOV_NAMESPACE_BEGIN
 class quota {
 public:
     /// Largest burst (and count) a quota accepts: 2^56, leaving room in the bucket's 62-bit
-    /// position for a queue or debt of 32 bursts.
+    /// position for a queue or debt of at least 47 bursts.
     static constexpr std::uint64_t max_burst = std::uint64_t{1} << 56;
     /// Longest period: 730 days.
     static constexpr std::chrono::nanoseconds max_period = std::chrono::hours(24) * 730;
@@ -204,7 +204,12 @@ template <class Rep, class Period, std::integral N>
     if (duration<long double, Period>(period) > duration<long double, std::nano>(quota::max_period))
         detail::throw_config_error("per(" + detail::duration_string(period) + ", " +
                                    std::to_string(count) + "): the period exceeds 730 days");
-    return quota(count, duration_cast<nanoseconds>(period));
+    if (duration<long double, Period>(period) < duration<long double, std::nano>(1))
+        detail::throw_config_error("per(" + detail::duration_string(period) + ", " +
+                                   std::to_string(count) +
+                                   "): the period is shorter than 1 ns (0 ns when truncated)");
+    // Rounded up to whole nanoseconds: a longer period is a lower rate, never a higher one.
+    return quota(count, ceil<nanoseconds>(period));
 }
 
 RATEGOV_NAMESPACE_END
