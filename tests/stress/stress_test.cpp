@@ -357,8 +357,13 @@ TEST_P(Stress, GovernorWithFrozenClockGrantsAtMostEachBurstNetOfRefunds) {
     for (std::size_t i = 0; i < N; ++i) {
         const std::uint64_t g = t.granted[i], r = t.refunded[i], c = t.charged[i];
         EXPECT_LE(g, q[i].burst() + r) << "metric " << i << ": granted " << g << " refunded " << r;
-        EXPECT_EQ(q[i].burst() - avail[i] + debt[i], g + c - r)
-            << "metric " << i << ": available " << avail[i] << " debt " << debt[i];
+        // The bucket accounts for every grant and charge; refunds are given back in full
+        // except where reservations or debt were queued behind the refunded tokens (then the
+        // refund is dropped rather than breaking a promise): never more than asked.
+        const std::uint64_t used = q[i].burst() - avail[i] + debt[i];
+        EXPECT_GE(used, g + c - r) << "metric " << i << ": available " << avail[i] << " debt "
+                                   << debt[i] << ": a refund created tokens";
+        EXPECT_LE(used, g + c) << "metric " << i << ": more used than granted and charged";
     }
 }
 
