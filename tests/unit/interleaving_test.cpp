@@ -80,6 +80,24 @@ TEST(Interleaving, CancellingAReservationWithAnotherQueuedBehindKeepsTheLaterPro
     EXPECT_FALSE(b.try_acquire(1)) << "the token promised to the second reservation was lent";
 }
 
+TEST(Interleaving, CancellingTheLastReservationRestoresTheBucketExactly) {
+    // A reservation placed at its ready tick keeps back the accrual until then; cancelling
+    // it, with nobody behind it, gives all of that back too.
+    struct fast {};
+    struct slow {};
+    using two = rategov::metrics<fast, slow>;
+    manual_clock clock;
+    rategov::governor<two, manual_clock> gov(clock, rategov::per_second(100),
+                                             rategov::per_second(1).with_burst(1));
+    ASSERT_TRUE(gov.try_acquire(rategov::cost<two>{rategov::amount<slow>{1}}));
+    const auto before = gov.availability();
+    auto r = gov.reserve(rategov::cost<two>{rategov::amount<fast>{10}, rategov::amount<slow>{1}});
+    ASSERT_TRUE(r);
+    EXPECT_LT(gov.availability()[0], before[0]);
+    r.cancel();
+    EXPECT_EQ(gov.availability(), before);
+}
+
 TEST(Interleaving, AStateWordDoesNotComeBackAfterFourLimitChanges) {
     // The parameter slots are reused every four changes; a reader still holding the word of
     // four changes ago must fail its CAS, so the word must differ even for a full bucket.

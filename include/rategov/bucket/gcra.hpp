@@ -158,7 +158,7 @@ public:
             if (next > a + v.burst_units)
                 return {acquire_status::denied, v.tick_of(next - v.burst_units)};
             if (cas(state, w, next))
-                return {acquire_status::granted, tau, {(w & ~pos_mask) | next}};
+                return {acquire_status::granted, tau, {(w & ~pos_mask) | next, w, n}};
         }
     }
 
@@ -220,7 +220,7 @@ public:
             if (next > pos_max || ready - tau > max_wait)
                 return {acquire_status::denied, ready};
             if (cas(state, w, next))
-                return {acquire_status::granted, ready, {(w & ~pos_mask) | next}};
+                return {acquire_status::granted, ready, {(w & ~pos_mask) | next, w, n}};
         }
     }
 
@@ -250,7 +250,11 @@ public:
                 return; // time has restored them already
             if (pos != end && pos > a + v.burst_units)
                 return; // reservations (or debt) queued behind ours
-            const std::uint64_t begin = end - std::min(v.units(n), end);
+            std::uint64_t begin = end - std::min(v.units(n), end);
+            // Nobody took after us: the whole take can be undone to the word it replaced
+            // (which also undoes a reservation's placement at its ready tick).
+            if (pos == end && n >= taken.tokens && gen_of(taken.prior) == gen_of(w))
+                begin = std::min(begin, taken.prior & pos_mask);
             const std::uint64_t give = end - std::max(begin, a);
             if (cas(state, w, std::max(pos - std::min(give, pos), a)))
                 return;

@@ -61,9 +61,18 @@ public:
         : m_entries(entries) {}
     [[nodiscard]] constexpr std::optional<std::string_view>
     operator()(std::string_view name) const noexcept {
-        for (const auto& [n, v] : m_entries)
-            if (iequals(trim(n), name))
+        // Cheap rejections first: the length (trimming only a name whose length differs,
+        // which is rare), then the last character — rate-limit headers share long prefixes
+        // ("x-ratelimit-limit-tokens-…") and differ at the end.
+        for (const auto& [raw, v] : m_entries) {
+            std::string_view n = raw;
+            if (n.size() != name.size() && (n = trim(n)).size() != name.size())
+                continue;
+            if (name.empty() ||
+                (parse_detail::ascii_lower(n.back()) == parse_detail::ascii_lower(name.back()) &&
+                 iequals(n, name)))
                 return v;
+        }
         return std::nullopt;
     }
 
