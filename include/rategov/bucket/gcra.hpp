@@ -137,11 +137,27 @@ public:
 
     /// Takes n tokens at tick τ if they are available now. Lock-free; never blocks, except
     /// the one call per 2^60/c ticks that performs a due rebase (see the file comment).
-    ///
-    /// The hot path, written out rather than through `update()`: passing the parameters to
-    /// a decision function made GCC keep them in memory, a third slower.
     [[nodiscard]] RATEGOV_ALWAYS_INLINE tick_result try_acquire(word& state, std::uint64_t n,
                                                                 std::uint64_t tau) noexcept {
+        receipt taken{};
+        const decision d = take(state, n, tau, [&](std::uint64_t prior, std::uint64_t written) {
+            taken = {written, prior, n};
+        });
+        return {d.status, d.ready, taken};
+    }
+
+    /// A decision without a receipt (16 bytes: it stays in registers).
+    struct decision {
+        acquire_status status;
+        std::uint64_t ready;
+    };
+
+    /// try_acquire's work; on a grant calls `note(prior word, written word)`. The hot path,
+    /// written out rather than through `update()`: passing the parameters to a decision
+    /// function made GCC keep them in memory, a third slower.
+    template <class Note>
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE decision take(word& state, std::uint64_t n,
+                                                      std::uint64_t tau, Note note) noexcept {
         if (n == 0)
             return {acquire_status::granted, tau}; // nothing to take, even in debt
         for (;;) {
@@ -157,9 +173,22 @@ public:
             const std::uint64_t next = std::max(w & pos_mask, a) + n * v.p; // n·p ≤ 2^56
             if (next > a + v.burst_units)
                 return {acquire_status::denied, v.tick_of(next - v.burst_units)};
-            if (cas(state, w, next))
-                return {acquire_status::granted, tau, {(w & ~pos_mask) | next, w, n}};
+            if (cas(state, w, next)) {
+                note(w, (w & ~pos_mask) | next);
+                return {acquire_status::granted, tau};
+            }
         }
+    }
+
+    /// The receipt of a grant of n tokens at τ that replaced word `prior`, rebuilt from those
+    /// (valid while the generation is unchanged: the same parameters computed it).
+    [[nodiscard]] receipt receipt_of(const word& state, std::uint64_t prior, std::uint64_t n,
+                                     std::uint64_t tau) const noexcept {
+        const auto [w, v] = read(state);
+        if (gen_of(w) != gen_of(prior) || v.since(tau) > v.span)
+            return {}; // changed since: nothing to give back
+        const std::uint64_t next = std::max(prior & pos_mask, v.c * v.since(tau)) + n * v.p;
+        return {(prior & ~pos_mask) | next, prior, n};
     }
 
     /// Whether n tokens could be taken at τ, without taking them. Same result as

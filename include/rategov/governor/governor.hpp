@@ -128,16 +128,18 @@ public:
     [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire_at(const cost_type& c,
                                                               time_point at) noexcept {
         const std::uint64_t tau = this->tick_of(at);
-        receipts taken{};
+        // The word each metric's grant replaced, for a rollback (its receipt is rebuilt from
+        // it only then: carrying whole receipts costs the hot path a third).
+        std::array<std::uint64_t, N> prior{};
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result r = m_buckets[i].try_acquire(m_words[i].value, c[i], tau);
-            if (r.status != acquire_status::granted) {
-                give_back(c, taken, i);
-                return refusal(c, i, r, tau);
+            const auto d = m_buckets[i].take(m_words[i].value, c[i], tau,
+                                             [&](std::uint64_t p, std::uint64_t) { prior[i] = p; });
+            if (d.status != acquire_status::granted) {
+                roll_back(c, prior, i, tau);
+                return refusal(c, i, {d.status, d.ready}, tau);
             }
-            taken[i] = r.taken;
         }
         return {acquire_status::granted, at, N};
     }
@@ -297,6 +299,14 @@ private:
             return std::array{f(m_buckets[I], m_words[I].value, tau)...};
         }
         (std::make_index_sequence<N>{});
+    }
+
+    /// Gives back what the metrics before `upto` took at τ (those with a part in `c`).
+    RATEGOV_COLD void roll_back(const cost_type& c, const std::array<std::uint64_t, N>& prior,
+                                std::size_t upto, std::uint64_t tau) noexcept {
+        for (std::size_t j = 0; j < upto; ++j)
+            if (c[j] != 0)
+                undo(j, m_buckets[j].receipt_of(m_words[j].value, prior[j], c[j], tau), c[j]);
     }
 
     /// Gives back up to n of what receipt r took on metric i, judged at a fresh clock read.
