@@ -66,7 +66,9 @@ public:
         // ("x-ratelimit-limit-tokens-…") and differ at the end.
         for (const auto& [raw, v] : m_entries) {
             std::string_view n = raw;
-            if (n.size() != name.size() && (n = trim(n)).size() != name.size())
+            if (n.size() < name.size()) // trimming only shortens: cannot match
+                continue;
+            if (n.size() > name.size() && (n = trim(n)).size() != name.size())
                 continue;
             if (name.empty() ||
                 (parse_detail::ascii_lower(n.back()) == parse_detail::ascii_lower(name.back()) &&
