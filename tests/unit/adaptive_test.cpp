@@ -191,6 +191,20 @@ TEST(Adaptive, RemainingTightensTheLocalBucketButNeverLoosensIt) {
     EXPECT_EQ(f.gov.available<m::generated>(), after);
 }
 
+TEST(Adaptive, NothingRemainingUntilAResetHoldsTheBucketUntilThen) {
+    fixture f;
+    feedback_t r = outcome_only(fb::outcome::success);
+    r.metrics[gen].remaining = 0;
+    r.metrics[gen].reset = seconds(10);
+    r.metrics[gen].period = minutes(1);
+    f.respond(r, 0ms);
+    const auto one = rategov::cost<llm>{rategov::amount<m::generated>{1}};
+    const auto denied = f.gov.try_acquire(one);
+    ASSERT_FALSE(denied);
+    EXPECT_GE(denied.ready_at - f.clock.now(), seconds(10));
+    EXPECT_LE(denied.ready_at - f.clock.now(), seconds(11));
+}
+
 TEST(Adaptive, BadBoundsAreConfigErrorsNamingTheValues) {
     manual_clock clock;
     gov_t gov(clock, per_minute(600), per_minute(36'000));

@@ -7,8 +7,10 @@
 /// 429s. `adaptive_limits` keeps a governor's limits right from two sources:
 ///
 /// 1. **What the server reports** (a feedback profile's `metric_report::limit`): the local
-///    limit becomes that value, clamped to the bounds. `remaining` tightens the local
-///    bucket when the server has fewer tokens left than it (never loosens it).
+///    limit becomes that value, clamped to the bounds, the tokens carried over as
+///    `adaptive_bounds::carry` says (`keep` by default). `remaining` tightens the local
+///    bucket when the server has fewer tokens left than it (never loosens it); `remaining`
+///    0 with a `reset` holds the bucket until then.
 /// 2. **Outcomes, when the server reports nothing** for a metric — AIMD:
 ///    - a **429** (over limit) multiplies the limit by `decrease` (0.7) and empties the local
 ///      bucket (the server has no tokens for us now);
@@ -77,6 +79,8 @@ struct adaptive_bounds {
     /// The most seconds one success may credit, in milliseconds (≥ 1): growth counts time
     /// spent at the limit, and a long quiet spell before a success is not such time.
     std::uint32_t max_growth_step_ms = 5'000;
+    /// How the bucket's tokens carry over when the limit changes (see `inheritance`).
+    inheritance carry = inheritance::keep;
 
     /// Throws `config_error` naming the bad value: periods differ, lower ≤ start ≤ upper does
     /// not hold, a count above 2^32 − 1, or a constant out of range.
@@ -215,7 +219,7 @@ public:
         b.validate();
         m_bounds[i] = b;
         m_state[i].emplace(b);
-        m_gov->set_limit(i, b.start, inheritance::keep);
+        m_gov->set_limit(i, b.start, b.carry);
     }
 
     /// Feeds one response: `fb` as read by a feedback profile, `started` when the request
@@ -264,6 +268,8 @@ public:
             }
             if (r.remaining)
                 tighten(i, *r.remaining);
+            if (r.remaining && *r.remaining == 0 && r.reset)
+                hold_until(i, *r.reset);
         }
         return changed;
     }
@@ -318,7 +324,7 @@ private:
         std::uint64_t applied = 0;
         for (std::uint64_t want = m_state[i]->limit(); want != applied;
              want = m_state[i]->limit()) {
-            m_gov->set_limit(i, m_bounds[i]->quota_for(want), inheritance::keep);
+            m_gov->set_limit(i, m_bounds[i]->quota_for(want), m_bounds[i]->carry);
             applied = want;
         }
     }
@@ -330,6 +336,23 @@ private:
         if (local > remaining) {
             typename Governor::cost_type c;
             c[i] = local - remaining;
+            m_gov->charge(c);
+        }
+    }
+
+    /// The server has nothing left until its window resets in `reset`: put the local bucket
+    /// in debt for that long at its own rate, so that nothing is sent before then.
+    void hold_until(std::size_t i, std::chrono::nanoseconds reset) noexcept {
+        const quota q = m_gov->limit(i);
+        const long double tokens = static_cast<long double>(q.count()) *
+                                   static_cast<long double>(reset.count()) /
+                                   static_cast<long double>(q.period().count());
+        const std::uint64_t owed = m_gov->debts()[i];
+        const auto want = tokens >= 1e18L ? std::uint64_t{1'000'000'000'000'000'000}
+                                          : static_cast<std::uint64_t>(tokens);
+        if (want > owed) {
+            typename Governor::cost_type c;
+            c[i] = want - owed;
             m_gov->charge(c);
         }
     }
