@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -597,6 +598,53 @@ TEST(FeedbackParse, RetryAfterExtremeNow) {
     EXPECT_EQ(parse_retry_after(far, wall_time::max(), ms_max), 0ms);
     EXPECT_EQ(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT"sv, wall_time::max(), ms_max), 0ms);
     EXPECT_EQ(parse_retry_after("120"sv, wall_time::min(), ms_max), 120s);
+}
+
+} // namespace
+
+namespace {
+
+// iequals compares eight characters at a time; it must agree with the character-by-character
+// definition on any bytes, including non-ASCII ones and '@'/'`', '['/'{' (which differ only
+// in bit 0x20 but are not letters).
+TEST(FeedbackIequals, AgreesWithTheBytewiseDefinitionOnRandomInput) {
+    auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; };
+    auto reference = [&](std::string_view a, std::string_view b) {
+        if (a.size() != b.size())
+            return false;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            if (lower(a[i]) != lower(b[i]))
+                return false;
+        return true;
+    };
+    std::mt19937 rng(7);
+    int agreed_equal = 0;
+    for (int k = 0; k < 200'000; ++k) {
+        const auto n = static_cast<std::size_t>(rng() % 40);
+        std::string a, b;
+        for (std::size_t i = 0; i < n; ++i) {
+            const auto c = static_cast<char>(rng() % 256);
+            a += c;
+            switch (rng() % 4) {
+            case 0:
+                b += static_cast<char>(rng() % 256);
+                break;
+            case 1:
+                b += (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+                break;
+            case 2:
+                b += static_cast<char>(c ^ 0x20); // the bit that case flips, on any byte
+                break;
+            default:
+                b += c;
+            }
+        }
+        const bool expected = reference(a, b);
+        ASSERT_EQ(rategov::feedback::iequals(a, b), expected) << "case " << k;
+        agreed_equal += expected ? 1 : 0;
+    }
+    EXPECT_GT(agreed_equal, 1000); // the equal case was exercised too
+    static_assert(!rategov::feedback::iequals("@[\\]^_@[\\]^_", "`{|}~\x7f`{|}~\x7f"));
 }
 
 } // namespace

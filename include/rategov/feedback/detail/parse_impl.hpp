@@ -24,6 +24,24 @@ constexpr char ascii_lower(char c) noexcept {
     return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+/// Eight characters as one little-endian word (compilers turn this into one load).
+constexpr std::uint64_t load8(const char* p) noexcept {
+    std::uint64_t x = 0;
+    for (int i = 7; i >= 0; --i)
+        x = (x << 8) | static_cast<unsigned char>(p[i]);
+    return x;
+}
+
+/// ASCII lower case of eight characters at once: adds 0x20 to each byte in 'A'..'Z' and
+/// leaves every other byte (including bytes ≥ 0x80) as it is.
+constexpr std::uint64_t lower8(std::uint64_t x) noexcept {
+    constexpr std::uint64_t low7 = 0x7f7f7f7f7f7f7f7fu, high = 0x8080808080808080u;
+    const std::uint64_t h = x & low7;
+    const std::uint64_t ge_a = h + 0x3f3f3f3f3f3f3f3fu; // bit 7 set when byte ≥ 'A'
+    const std::uint64_t gt_z = h + 0x2525252525252525u; // bit 7 set when byte > 'Z'
+    return x | ((ge_a & ~gt_z & ~x & high) >> 2);
+}
+
 constexpr std::uint64_t digit_value(char c) noexcept {
     return static_cast<std::uint64_t>(static_cast<unsigned char>(c) - '0');
 }
@@ -214,7 +232,13 @@ constexpr std::string_view trim(std::string_view s) noexcept {
 constexpr bool iequals(std::string_view a, std::string_view b) noexcept {
     if (a.size() != b.size())
         return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
+    std::size_t i = 0;
+    // Eight characters at a time: header names are long and share long prefixes.
+    for (; i + 8 <= a.size(); i += 8)
+        if (parse_detail::lower8(parse_detail::load8(a.data() + i)) !=
+            parse_detail::lower8(parse_detail::load8(b.data() + i)))
+            return false;
+    for (; i < a.size(); ++i)
         if (parse_detail::ascii_lower(a[i]) != parse_detail::ascii_lower(b[i]))
             return false;
     return true;
