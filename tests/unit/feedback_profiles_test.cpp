@@ -765,3 +765,18 @@ TEST(FeedbackCustom, DefaultsAndDisabledHeaders) {
 }
 
 } // namespace
+
+namespace {
+
+TEST(AnthropicProfile, ReadsTheRetryHintsItsSdkHonours) {
+    const entries e{
+        {"retry-after-ms", "1500.5"}, {"retry-after", "30"}, {"x-should-retry", "false"}};
+    const auto r = fb::anthropic_profile<llm>{}.read(429, header_list(e), now);
+    EXPECT_EQ(r.retry_after, opt_ms(1501ms)); // milliseconds preferred, rounded up
+    EXPECT_EQ(r.should_retry, std::optional<bool>(false));
+    const entries only_seconds{{"Retry-After", "30"}};
+    EXPECT_EQ(fb::anthropic_profile<llm>{}.read(429, header_list(only_seconds), now).retry_after,
+              opt_ms(30s));
+}
+
+} // namespace

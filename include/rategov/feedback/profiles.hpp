@@ -261,6 +261,17 @@ template <class Metrics, class Tag, std::size_t N>
         return nullptr;
 }
 
+/// The retry hints the OpenAI and Anthropic SDKs honour: `retry-after-ms` (decimal ms),
+/// else `retry-after` (seconds or HTTP-date), both clamped to `max`; and `x-should-retry`.
+template <header_lookup L, std::size_t N>
+constexpr void read_sdk_retry_hints(response_feedback<N>& fb, const L& headers, wall_time now,
+                                    std::chrono::milliseconds max) noexcept {
+    fb.retry_after = retry_after_ms(header(headers, "retry-after-ms"), max);
+    if (!fb.retry_after)
+        fb.retry_after = retry_after(header(headers, "retry-after"), now, max);
+    fb.should_retry = boolean(header(headers, "x-should-retry"));
+}
+
 } // namespace profile_detail
 
 /// The default bound on a server's retry hint (the OpenAI SDKs honour up to 60 s).
@@ -268,6 +279,16 @@ inline constexpr std::chrono::milliseconds default_max_retry_after{60'000};
 
 /// The default bound on a reported reset time: longer resets (or absurd ones) are clamped.
 inline constexpr std::chrono::nanoseconds default_max_reset{std::chrono::hours(24)};
+
+/// The bounds every profile applies to what a server says about time: a retry hint is
+/// clamped to `max_retry_after`, a reported reset to `max_reset`. Absurd or hostile values
+/// therefore reach the governor as these bounds at most.
+struct profile_bounds {
+    /// Bound on retry hints (`retry-after-ms`, `Retry-After`).
+    std::chrono::milliseconds max_retry_after = default_max_retry_after;
+    /// Bound on a reported reset.
+    std::chrono::nanoseconds max_reset = default_max_reset;
+};
 
 /// Fireworks (the seed provider): the effective adaptive limits per token metric, remaining
 /// tokens, request limits, the over-limit flag, and `Retry-After`.
@@ -287,15 +308,13 @@ inline constexpr std::chrono::nanoseconds default_max_reset{std::chrono::hours(2
 /// auto fb = fw.read(resp.status, rategov::feedback::header_list(pairs), now);
 /// \endcode
 template <class Metrics>
-class fireworks_profile {
+class fireworks_profile : public profile_bounds {
 public:
     /// The unit of the token limit headers: the documentation says per second; older
     /// observations suggest per minute. Changes `metric_report::period` only.
     per tokens_unit = per::second;
     /// The unit of the request limit headers.
     per requests_unit = per::minute;
-    /// Bound on the `Retry-After` hint.
-    std::chrono::milliseconds max_retry_after = default_max_retry_after;
 
     /// Reads one response. `error_code` is unused (kept for a uniform signature).
     /// \code
@@ -347,13 +366,8 @@ public:
 /// if (fb.kind == rategov::feedback::outcome::quota_exhausted) stop();
 /// \endcode
 template <class Metrics, class TokensTag = metric::total_prompt>
-class openai_profile {
+class openai_profile : public profile_bounds {
 public:
-    /// Bound on `retry-after-ms` / `retry-after`.
-    std::chrono::milliseconds max_retry_after = default_max_retry_after;
-    /// Bound on a reported reset.
-    std::chrono::nanoseconds max_reset = default_max_reset;
-
     /// Reads one response; `error_code` is the body's `error.code` if you parsed it.
     /// \code
     /// auto fb = oa.read(200, rategov::feedback::header_list(pairs), now);
@@ -370,13 +384,7 @@ public:
         if (auto* m = profile_detail::report_of<Metrics, TokensTag>(fb))
             read_metric(*m, headers, "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens",
                         "x-ratelimit-reset-tokens");
-        fb.retry_after = profile_detail::retry_after_ms(
-            profile_detail::header(headers, "retry-after-ms"), max_retry_after);
-        if (!fb.retry_after)
-            fb.retry_after = profile_detail::retry_after(
-                profile_detail::header(headers, "retry-after"), now, max_retry_after);
-        fb.should_retry =
-            profile_detail::boolean(profile_detail::header(headers, "x-should-retry"));
+        profile_detail::read_sdk_retry_hints(fb, headers, now, max_retry_after);
         if (error_code == "insufficient_quota") {
             fb.kind = outcome::quota_exhausted;
             fb.should_retry = false;
@@ -404,19 +412,15 @@ private:
 /// do not count toward it), `output-tokens` → `metric::generated`, `tokens` →
 /// `metric::total_prompt`; limits per minute. Resets are RFC 3339 instants, reported as the
 /// time from `now` (a past reset is 0), clamped to `max_reset`. 529 (overloaded) is
-/// `load_shed`. `Retry-After` is clamped to `max_retry_after`.
+/// `load_shed`. Retry hints as the SDK reads them: `retry-after-ms`, else `retry-after`,
+/// clamped to `max_retry_after`; `x-should-retry` into `should_retry`.
 /// \code
 /// rategov::feedback::anthropic_profile<llm> an;
 /// auto fb = an.read(529, lookup, now); // fb.kind == outcome::load_shed
 /// \endcode
 template <class Metrics>
-class anthropic_profile {
+class anthropic_profile : public profile_bounds {
 public:
-    /// Bound on `retry-after`.
-    std::chrono::milliseconds max_retry_after = default_max_retry_after;
-    /// Bound on a reported reset.
-    std::chrono::nanoseconds max_reset = default_max_reset;
-
     /// Reads one response. `error_code` is unused (kept for a uniform signature).
     /// \code
     /// auto fb = an.read(200, rategov::feedback::header_list(pairs), now);
@@ -443,8 +447,7 @@ public:
             read_metric(*m, headers, now, "anthropic-ratelimit-output-tokens-limit",
                         "anthropic-ratelimit-output-tokens-remaining",
                         "anthropic-ratelimit-output-tokens-reset");
-        fb.retry_after = profile_detail::retry_after(profile_detail::header(headers, "retry-after"),
-                                                     now, max_retry_after);
+        profile_detail::read_sdk_retry_hints(fb, headers, now, max_retry_after);
         return fb;
     }
 
@@ -466,11 +469,8 @@ private:
 /// auto fb = ra.read(503, lookup, now); // load_shed, retry_after from the header if sent
 /// \endcode
 template <class Metrics>
-class retry_after_profile {
+class retry_after_profile : public profile_bounds {
 public:
-    /// Bound on `Retry-After`.
-    std::chrono::milliseconds max_retry_after = default_max_retry_after;
-
     /// Reads one response: `kind` from the status, `retry_after` from `Retry-After`
     /// (delay-seconds or HTTP-date relative to `now`). `error_code` is unused.
     /// \code
@@ -544,7 +544,7 @@ struct header_rule {
 /// auto fb = p.read(status, lookup, now);
 /// \endcode
 template <class Metrics>
-class custom_profile {
+class custom_profile : public profile_bounds {
 public:
     /// The header rules, applied in order.
     std::span<const header_rule> rules{};
@@ -562,10 +562,6 @@ public:
     /// Error code (as passed to `read`) meaning the account is out of credit: outcome
     /// `quota_exhausted`, `should_retry == false`; empty: none.
     std::string_view quota_error_code{};
-    /// Bound on retry hints.
-    std::chrono::milliseconds max_retry_after = default_max_retry_after;
-    /// Bound on a reported reset.
-    std::chrono::nanoseconds max_reset = default_max_reset;
 
     /// No rules: status and `Retry-After` only until `rules` is set.
     constexpr custom_profile() = default;
