@@ -72,7 +72,10 @@ TEST_P(AdaptiveStress, TheNewestReportWinsWhateverTheOrder) {
     });
     const std::uint64_t expected = limit_for(newest.load());
     EXPECT_EQ(adapt.current(gen).count(), expected);
-    EXPECT_EQ(gov.limit<m::generated>().count(), expected) << "the governor missed the newest";
+    // The governor follows the newest state, holding back growth of under 1 % (see apply()).
+    const std::uint64_t in_force = gov.limit<m::generated>().count();
+    EXPECT_LE(in_force, expected) << "the governor is above the newest report";
+    EXPECT_GE(in_force, expected - expected / 100) << "the governor missed the newest report";
 }
 
 TEST_P(AdaptiveStress, ManyStale429sCutOnce) {

@@ -191,18 +191,81 @@ TEST(Adaptive, RemainingTightensTheLocalBucketButNeverLoosensIt) {
     EXPECT_EQ(f.gov.available<m::generated>(), after);
 }
 
-TEST(Adaptive, NothingRemainingUntilAResetHoldsTheBucketUntilThen) {
+TEST(Adaptive, NothingRemainingEmptiesTheBucketAndRepeatedReportsDoNotAddUp) {
     fixture f;
     feedback_t r = outcome_only(fb::outcome::success);
     r.metrics[gen].remaining = 0;
-    r.metrics[gen].reset = seconds(10);
+    r.metrics[gen].reset = seconds(10); // the window refills continuously: no extra hold
     r.metrics[gen].period = minutes(1);
     f.respond(r, 0ms);
-    const auto one = rategov::cost<llm>{rategov::amount<m::generated>{1}};
-    const auto denied = f.gov.try_acquire(one);
+    f.respond(r, 0ms); // the same report again (another response): idempotent
+    EXPECT_EQ(f.gov.available<m::generated>(), 0u);
+    EXPECT_EQ(f.gov.debts()[gen], 0u);
+    const auto denied = f.gov.try_acquire(rategov::cost<llm>{rategov::amount<m::generated>{1}});
     ASSERT_FALSE(denied);
-    EXPECT_GE(denied.ready_at - f.clock.now(), seconds(10));
-    EXPECT_LE(denied.ready_at - f.clock.now(), seconds(11));
+    EXPECT_LE(denied.ready_at - f.clock.now(), milliseconds(2)); // one token at 600/s
+}
+
+TEST(Adaptive, FeedbackStillCountsAfterAMonthWithoutChanges) {
+    fixture f;
+    f.clock.advance(hours(24) * 30);
+    EXPECT_EQ(f.respond(outcome_only(fb::outcome::over_limit)), 1u);
+    EXPECT_EQ(f.limit(), 25'200u);
+    f.clock.advance(hours(24) * 60);
+    EXPECT_EQ(f.respond(reported(20'000, minutes(1))), 1u);
+    EXPECT_EQ(f.limit(), 20'000u);
+}
+
+TEST(Adaptive, SmallLimitsGrowToo) {
+    manual_clock clock;
+    gov_t gov(clock, per_minute(600), per_minute(100));
+    adapt_t adapt(gov);
+    adapt.bound<m::generated>({per_minute(60), per_minute(100), per_minute(1'000)});
+    const auto started = clock.now();
+    clock.advance(1ms);
+    adapt.on_response(outcome_only(fb::outcome::over_limit), started); // 70, at the 429's level
+    ASSERT_EQ(gov.limit<m::generated>().count(), 70u);
+    for (int k = 0; k < 3000; ++k) { // 10 minutes of saturated successes every 200 ms
+        if (const auto left = gov.available<m::generated>(); left > 0)
+            gov.charge(rategov::cost<llm>{rategov::amount<m::generated>{left}});
+        const auto s = clock.now();
+        clock.advance(200ms);
+        adapt.on_response(outcome_only(fb::outcome::success), s);
+    }
+    EXPECT_GE(adapt.current(gen).count(), 150u);
+}
+
+TEST(Adaptive, GrowthDoesNotHideThe429sOfRequestsInFlight) {
+    fixture f;
+    const auto a_sent = f.clock.now(); // request A is in flight
+    f.clock.advance(100ms);
+    f.saturate();
+    EXPECT_EQ(f.respond(outcome_only(fb::outcome::success), 1000ms), 1u); // B grows the limit
+    const auto grown = f.limit();
+    ASSERT_GT(grown, 36'000u);
+    EXPECT_EQ(f.adapt.on_response(outcome_only(fb::outcome::over_limit), a_sent), 1u);
+    EXPECT_LT(f.limit(), grown);
+}
+
+TEST(Adaptive, A429AtTheLowerBoundStillEmptiesTheBucket) {
+    fixture f;
+    for (int k = 0; k < 10; ++k)
+        f.respond(outcome_only(fb::outcome::over_limit));
+    ASSERT_EQ(f.limit(), 12'000u);
+    f.clock.advance(minutes(5)); // the bucket refills
+    ASSERT_GT(f.gov.available<m::generated>(), 0u);
+    EXPECT_EQ(f.respond(outcome_only(fb::outcome::over_limit), 0ms), 0u); // cannot fall further
+    EXPECT_EQ(f.gov.available<m::generated>(), 0u);
+}
+
+TEST(Adaptive, EveryCountWithinTheBoundsIsAValidQuota) {
+    // A burst far above the count, at a slow rate: the burst is clamped to what a quota of
+    // each count accepts, instead of throwing inside on_response.
+    const adaptive_bounds b{rategov::per_hour(1'000), rategov::per_hour(2'000).with_burst(20'000),
+                            rategov::per_hour(4'000'000)};
+    b.validate();
+    for (std::uint64_t n : {1'000ull, 1'001ull, 2'000ull, 371'375ull, 4'000'000ull})
+        EXPECT_NO_THROW((void)b.quota_for(n)) << n;
 }
 
 TEST(Adaptive, BadBoundsAreConfigErrorsNamingTheValues) {

@@ -8,39 +8,43 @@
 ///
 /// 1. **What the server reports** (a feedback profile's `metric_report::limit`): the local
 ///    limit becomes that value, clamped to the bounds, the tokens carried over as
-///    `adaptive_bounds::carry` says (`keep` by default). `remaining` tightens the local
-///    bucket when the server has fewer tokens left than it (never loosens it); `remaining`
-///    0 with a `reset` holds the bucket until then.
-/// 2. **Outcomes, when the server reports nothing** for a metric — AIMD:
+///    `adaptive_bounds::carry` says (`keep` by default). `remaining` caps the local bucket
+///    when the server has fewer tokens left than it (never loosens it; idempotent, so many
+///    responses reporting the same `remaining` do not add up).
+/// 2. **Outcomes, when the server reports nothing** for a metric:
 ///    - a **429** (over limit) multiplies the limit by `decrease` (0.7) and empties the local
-///      bucket (the server has no tokens for us now);
+///      bucket (the server has no tokens for us now) — also at the lower bound;
 ///    - a **success while demand is at the limit** (the metric's bucket holds less than a
-///      tenth of its burst) adds `increase_per_second` (2 %) of the start limit per second
-///      since the last change (at most 5 s per success: a quiet spell is no evidence);
+///      tenth of its burst) adds up to `increase_per_second` (2 %) of the start limit per
+///      second of such demand (each stretch of time counted once, at most 5 s per success: a
+///      quiet spell is no evidence), at least 1;
 ///    - a **503/529** (load shed) and every other outcome leave the limit alone: shedding is
 ///      the provider's load, not the account's limit — that goes to backoff.
 ///
-/// **Stale feedback never undoes a newer update.** Each change records a stamp: for a
-/// server report, when the request that carried it started; for a decrease or an increase,
-/// when it was made. Feedback from a request that started before the stamp is ignored — the
-/// 429s of requests sent at the old rate cut the limit once, not once each (as TCP cuts its
-/// window once per round trip), and a slow response cannot restore a limit the server has
-/// since lowered.
+/// **Stale feedback never undoes a newer update.** A decrease records when it was made, a
+/// server report when its request started; feedback from a request that started before
+/// that is ignored — the 429s of requests sent at the old rate cut the limit once, not once
+/// each (as TCP cuts its window once per round trip), and a slow response cannot restore a
+/// limit the server has since lowered. Growth records nothing of the kind: a 429 of a
+/// request sent before a growth still counts.
 ///
-/// **Why additive increase, not a CUBIC curve.** CUBIC (the AWS SDK's adaptive mode) climbs
-/// back fast to the rate of the last throttle and then probes beyond it ever faster, which
-/// suits a fixed hidden capacity. An LLM provider's limit is not fixed: it grows with the
-/// account's own usage, and it is usually *reported* — then we follow the report and the
-/// curve is moot. When it is not reported, a steady linear probe of 2 % of the start limit
-/// per saturated second (from 70 % back to 100 % in 15 s) keeps 429s rare while reaching a
-/// grown limit within minutes; the virtual-time measurement in
-/// `tests/unit/adaptive_test.cpp` (`AdaptiveSimulation`) reports utilisation and 429 rate.
+/// **The shape of growth: CUBIC-like.** Growth runs at full speed far from the limit at the
+/// last 429, slows to a twentieth of it near that level (distance / (0.3 · that limit)),
+/// and speeds up again beyond it: back quickly to where the trouble was, careful around it,
+/// then probing — the shape of CUBIC (the AWS SDK's adaptive mode), with linear pieces. Plain
+/// additive increase was measured first and collected three times the 429s when the
+/// server's limit sat below the start (virtual time, `AdaptiveSimulation` in
+/// `tests/unit/adaptive_test.cpp`: 15.6 % against 4.9 %, at the same utilisation), while
+/// reaching a grown limit about as fast. When the provider reports its limit, the shape is
+/// moot: the report wins.
 ///
 /// Lock-free: each metric's adaptive state is one 64-bit atomic word `[limit:32 | stamp:32]`
 /// (the limit in counts per the bounds' period, the stamp in milliseconds with serial-
-/// number arithmetic, valid for feedback up to 24 days late), updated by CAS; the governor's
-/// limit is then set from the newest state, re-checked after each set so that the last
-/// writer always leaves the newest value.
+/// number arithmetic, refreshed so that it never falls more than 12 days behind), updated by
+/// CAS. The governor's limit is then set from the newest state and re-checked after each set,
+/// so that the last writer leaves the newest value — except growth of under 1 %, which
+/// waits until it adds up: every change of the governor's limit starts a new generation,
+/// across which a reservation's refund is kept rather than returned.
 #pragma once
 
 #include <algorithm>
@@ -106,16 +110,18 @@ struct adaptive_bounds {
         if (!(increase_per_second > 0.0 && increase_per_second <= 1.0))
             detail::throw_config_error("adaptive_bounds: increase_per_second " +
                                        std::to_string(increase_per_second) + " must lie in (0, 1]");
-        (void)quota_for(lower.count()); // the burst ratio must give valid quotas at the bounds
-        (void)quota_for(upper.count());
     }
 
-    /// The quota in force for `count` per period: `start`'s burst ratio, at least 1.
-    [[nodiscard]] quota quota_for(std::uint64_t count) const {
+    /// The quota in force for `count` per period: `start`'s burst ratio, at least 1, and no
+    /// more than a quota of that rate accepts (so it never throws for a count in bounds).
+    [[nodiscard]] quota quota_for(std::uint64_t count) const noexcept {
+        const auto period = static_cast<std::uint64_t>(start.period().count());
+        const std::uint64_t ns_per_token = (period + count - 1) / count;
         const auto burst = static_cast<std::uint64_t>(static_cast<long double>(count) *
                                                       static_cast<long double>(start.burst()) /
                                                       static_cast<long double>(start.count()));
-        return quota(count, start.period()).with_burst(std::max<std::uint64_t>(burst, 1));
+        return quota(count, start.period())
+            .with_burst(std::clamp<std::uint64_t>(burst, 1, quota::max_burst / ns_per_token));
     }
 };
 
@@ -138,24 +144,51 @@ public:
     }
     void set_last_max(std::uint64_t v) noexcept { m_last_max.store(v, std::memory_order_relaxed); }
 
-    /// Applies `f(limit) -> new limit` if feedback stamped `start` is not older than the state,
-    /// and stamps the state with `stamp`. Returns whether the limit changed.
+    /// What an update did.
+    enum class verdict { stale, unchanged, changed };
+
+    /// Applies `f(limit) -> new limit` if feedback stamped `start` is not older than the state.
+    /// A change stamps the state with `stamp` when `restamp` (decreases and reports: feedback
+    /// from requests sent before them is stale) and keeps the stamp otherwise (growth: it must
+    /// not hide the 429s of requests in flight). Nothing is written when nothing changes.
     template <class F>
-    bool update(std::uint32_t start, std::uint32_t stamp, F f) noexcept {
+    verdict update(std::uint32_t start, std::uint32_t stamp, bool restamp, F f) noexcept {
         std::uint64_t w = m_word.load(std::memory_order_acquire);
         for (;;) {
             const auto cur_stamp = static_cast<std::uint32_t>(w);
             if (serial_less(start, cur_stamp))
-                return false; // the request started before the newer state: stale
+                return verdict::stale; // the request started before the newer state
             const std::uint64_t cur = w >> 32;
-            const std::uint64_t next = f(cur, cur_stamp);
-            if (next == cur && stamp == cur_stamp)
-                return false;
+            const std::uint64_t next = f(cur);
+            if (next == cur)
+                return verdict::unchanged;
             // acq_rel: the stamp and limit are published together; readers of limit() see them.
-            if (m_word.compare_exchange_weak(w, pack(next, stamp), std::memory_order_acq_rel,
-                                             std::memory_order_acquire))
-                return next != cur;
+            if (m_word.compare_exchange_weak(w, pack(next, restamp ? stamp : cur_stamp),
+                                             std::memory_order_acq_rel, std::memory_order_acquire))
+                return verdict::changed;
         }
+    }
+
+    /// Keeps the stamp within 2^30 ms (12 days) of `now`, so that 32-bit serial comparisons
+    /// stay meaningful however long the state goes unchanged: a stamp older than that is
+    /// moved forward to now − 2^30 (feedback from requests sent earlier still counts as stale,
+    /// and no real request is that old).
+    void refresh(std::uint32_t now) noexcept {
+        constexpr std::uint32_t horizon = std::uint32_t{1} << 30;
+        std::uint64_t w = m_word.load(std::memory_order_acquire);
+        while (static_cast<std::uint32_t>(now - static_cast<std::uint32_t>(w)) > horizon) {
+            if (m_word.compare_exchange_weak(w, pack(w >> 32, now - horizon),
+                                             std::memory_order_acq_rel, std::memory_order_acquire))
+                return;
+        }
+    }
+
+    /// Claims the time since the last growth, in ms (at most `cap`): exactly one of several
+    /// concurrent successes gets each stretch of time, so growth is not counted twice.
+    std::uint32_t claim_growth_time(std::uint32_t now, std::uint32_t cap) noexcept {
+        const std::uint32_t last = m_last_growth.exchange(now, std::memory_order_relaxed);
+        const auto ms = static_cast<std::uint32_t>(now - last);
+        return ms > 0x8000'0000u ? 0 : std::min(ms, cap); // a late success: no time to claim
     }
 
     /// a < b in serial-number arithmetic (RFC 1982) on 32 bits.
@@ -170,6 +203,7 @@ private:
     }
     std::atomic<std::uint64_t> m_word;
     std::atomic<std::uint64_t> m_last_max{0};
+    std::atomic<std::uint32_t> m_last_growth{0};
 };
 
 } // namespace detail
@@ -225,51 +259,52 @@ public:
     /// Feeds one response: `fb` as read by a feedback profile, `started` when the request
     /// was sent (by the governor's clock). Returns how many metrics changed their limit.
     std::size_t on_response(const feedback_type& fb, time_point started) noexcept {
+        using verdict = detail::adaptive_state::verdict;
         const std::uint32_t start = stamp_of(started);
         const std::uint32_t now = stamp_of(m_gov->now());
         std::size_t changed = 0;
         for (std::size_t i = 0; i < N; ++i) {
             if (!m_state[i])
                 continue;
+            detail::adaptive_state& st = *m_state[i];
+            st.refresh(now);
             const adaptive_bounds& b = *m_bounds[i];
             const feedback::metric_report& r = fb.metrics[i];
-            bool did = false;
+            verdict v = verdict::unchanged;
             if (r.limit && r.period.count() > 0) {
                 const std::uint64_t reported = clamp(b, in_bounds_period(b, *r.limit, r.period));
-                did = m_state[i]->update(start, start,
-                                         [&](std::uint64_t, std::uint32_t) { return reported; });
+                v = st.update(start, start, true, [&](std::uint64_t) { return reported; });
             } else if (fb.kind == feedback::outcome::over_limit) {
-                did = m_state[i]->update(start, now, [&](std::uint64_t cur, std::uint32_t) {
-                    m_state[i]->set_last_max(cur);
+                v = st.update(start, now, true, [&](std::uint64_t cur) {
+                    st.set_last_max(cur);
                     return clamp(b,
                                  static_cast<std::uint64_t>(static_cast<double>(cur) * b.decrease));
                 });
+                // A fresh 429 says the server has no tokens for us now, whatever our bucket
+                // believes (also at the lower bound, where the limit cannot fall): empty it,
+                // so that we pace instead of bursting into more 429s.
+                if (v != verdict::stale)
+                    cap_available(i, 0);
             } else if (fb.kind == feedback::outcome::success && saturated(i)) {
-                did = m_state[i]->update(start, now, [&](std::uint64_t cur, std::uint32_t since) {
-                    // Evidence of saturated demand: the time since the last change, at most
-                    // `max_growth_step` (after an idle spell, demand has only just caught up).
-                    const std::uint32_t ms =
-                        std::min(static_cast<std::uint32_t>(now - since), b.max_growth_step_ms);
-                    const double seconds = ms / 1000.0;
-                    const double add = b.increase_per_second * seconds *
-                                       static_cast<double>(b.start.count()) *
-                                       growth_factor(cur, m_state[i]->last_max());
-                    return clamp(b, cur + static_cast<std::uint64_t>(add));
-                });
+                // Evidence of saturated demand: the time since the last growth, at most
+                // `max_growth_step_ms` (after an idle spell, demand has only just caught up).
+                const std::uint32_t ms = st.claim_growth_time(now, b.max_growth_step_ms);
+                if (ms > 0)
+                    v = st.update(start, now, false, [&](std::uint64_t cur) {
+                        const double add = b.increase_per_second * (ms / 1000.0) *
+                                           static_cast<double>(b.start.count()) *
+                                           growth_factor(cur, st.last_max());
+                        // At least one: small limits would otherwise never grow.
+                        return clamp(
+                            b, cur + std::max<std::uint64_t>(1, static_cast<std::uint64_t>(add)));
+                    });
             }
-            if (did) {
+            if (v == verdict::changed) {
                 ++changed;
                 apply(i);
-                // A 429 says the server has no tokens for us now, whatever our bucket
-                // believes: empty it, so that we pace at the new rate instead of bursting
-                // into more 429s.
-                if (fb.kind == feedback::outcome::over_limit && !r.limit)
-                    tighten(i, 0);
             }
-            if (r.remaining)
-                tighten(i, *r.remaining);
-            if (r.remaining && *r.remaining == 0 && r.reset)
-                hold_until(i, *r.reset);
+            if (r.remaining && v != verdict::stale)
+                cap_available(i, *r.remaining);
         }
         return changed;
     }
@@ -321,40 +356,23 @@ private:
     /// Sets the governor's limit from the newest state; re-checks after setting, so that when
     /// two threads race, the one that finishes last leaves the newest value.
     void apply(std::size_t i) noexcept {
-        std::uint64_t applied = 0;
-        for (std::uint64_t want = m_state[i]->limit(); want != applied;
-             want = m_state[i]->limit()) {
-            m_gov->set_limit(i, m_bounds[i]->quota_for(want), m_bounds[i]->carry);
-            applied = want;
+        const adaptive_bounds& b = *m_bounds[i];
+        for (;;) {
+            const std::uint64_t want = m_state[i]->limit();
+            const std::uint64_t have = m_gov->limit(i).count();
+            // Growth of under 1 % waits until it adds up: every change of the governor's
+            // limit starts a new generation, across which reservations' refunds are kept
+            // (conservatively) rather than returned.
+            if (want == have || (want > have && want - have < have / 100 && want < b.upper.count()))
+                return;
+            m_gov->set_limit(i, b.quota_for(want), b.carry); // then re-check: newest wins
         }
     }
 
-    /// The server has `remaining` tokens left: if the local bucket holds more, take the
-    /// difference (tightens, never loosens).
-    void tighten(std::size_t i, std::uint64_t remaining) noexcept {
-        const std::uint64_t local = m_gov->available(i);
-        if (local > remaining) {
-            typename Governor::cost_type c;
-            c[i] = local - remaining;
-            m_gov->charge(c);
-        }
-    }
-
-    /// The server has nothing left until its window resets in `reset`: put the local bucket
-    /// in debt for that long at its own rate, so that nothing is sent before then.
-    void hold_until(std::size_t i, std::chrono::nanoseconds reset) noexcept {
-        const quota q = m_gov->limit(i);
-        const long double tokens = static_cast<long double>(q.count()) *
-                                   static_cast<long double>(reset.count()) /
-                                   static_cast<long double>(q.period().count());
-        const std::uint64_t owed = m_gov->debts()[i];
-        const auto want = tokens >= 1e18L ? std::uint64_t{1'000'000'000'000'000'000}
-                                          : static_cast<std::uint64_t>(tokens);
-        if (want > owed) {
-            typename Governor::cost_type c;
-            c[i] = want - owed;
-            m_gov->charge(c);
-        }
+    /// The server has `remaining` tokens left: the local bucket holds no more than that
+    /// (tightens, never loosens; atomic, so concurrent reports cannot add up to debt).
+    void cap_available(std::size_t i, std::uint64_t remaining) noexcept {
+        m_gov->cap_available(i, remaining);
     }
 
     Governor* m_gov;

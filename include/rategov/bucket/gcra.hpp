@@ -290,6 +290,19 @@ public:
         }
     }
 
+    /// Makes the bucket hold at most `n` tokens at τ (tightens, never loosens): what a server
+    /// says it has left. Idempotent, so concurrent reports of the same `n` do not add up.
+    void cap_available(word& state, std::uint64_t n, std::uint64_t tau) noexcept {
+        (void)update(state, tau, [&](std::uint64_t pos, const view& v, std::uint64_t a) {
+            if (n >= v.burst)
+                return step::keep({});
+            const std::uint64_t floor_pos = a + v.burst_units - n * v.p;
+            if (pos >= floor_pos)
+                return step::keep({});
+            return step::write(floor_pos, {});
+        });
+    }
+
     /// Gives n tokens back without a receipt: as if the n most recently taken tokens had not
     /// been taken; the bucket never holds more than its burst afterwards. Exact for a single
     /// taker; with concurrent takers, `undo` with the receipt is exact where this may return

@@ -175,9 +175,15 @@ template <class Rep, class Period>
         max = std::chrono::nanoseconds(0);
     if (t <= now)
         return std::chrono::nanoseconds(0);
-    const std::chrono::milliseconds diff = t - now;
-    if (diff > std::chrono::floor<std::chrono::milliseconds>(max))
+    // t > now: the difference is positive, but may not fit in a signed count (now near the
+    // minimum, t near the maximum); compare in unsigned arithmetic.
+    const auto udiff = static_cast<std::uint64_t>(t.time_since_epoch().count()) -
+                       static_cast<std::uint64_t>(now.time_since_epoch().count());
+    const auto umax =
+        static_cast<std::uint64_t>(std::chrono::floor<std::chrono::milliseconds>(max).count());
+    if (udiff > umax)
         return max;
+    const std::chrono::milliseconds diff(static_cast<std::int64_t>(udiff));
     const std::chrono::nanoseconds d = diff;
     return d < max ? d : max;
 }

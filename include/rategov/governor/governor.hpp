@@ -173,36 +173,41 @@ public:
                 bottleneck = i;
             }
         }
-        // Take every metric at that tick; if another caller moved one of them later meanwhile,
-        // give everything back and try again at the later tick.
+        // Take every metric at that tick. If another caller moved one metric later meanwhile,
+        // that metric stays where it is (at the later tick) and only the metrics placed
+        // before it are placed again: a single metric never retries.
+        receipts taken{};
+        std::array<std::uint64_t, N> placed_at{}; // 0: not placed
         for (;;) {
-            receipts taken{};
-            std::size_t i = 0;
-            std::uint64_t later = ready;
-            for (; i < N; ++i) {
-                if (c[i] == 0)
+            bool moved = false;
+            for (std::size_t i = 0; i < N; ++i) {
+                if (c[i] == 0 || placed_at[i] == ready + 1)
                     continue;
+                if (placed_at[i] != 0)
+                    undo(i, taken[i], c[i]); // placed at an earlier tick: place again
                 const detail::tick_result r =
                     m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready);
                 if (r.status != acquire_status::granted) {
-                    give_back(c, taken, i);
+                    placed_at[i] = 0;
+                    for (std::size_t j = 0; j < N; ++j)
+                        if (placed_at[j] != 0)
+                            undo(j, taken[j], c[j]);
                     const std::size_t which =
                         r.status == acquire_status::denied && bottleneck < N ? bottleneck : i;
                     return reservation_type(*this, c, r.status, this->time_of(r.ready), which, {});
                 }
                 taken[i] = r.taken;
+                placed_at[i] = r.ready + 1;
                 if (r.ready > ready) {
-                    later = r.ready;
+                    ready = r.ready;
                     bottleneck = i;
-                    ++i;
+                    moved = true;
                     break;
                 }
             }
-            if (later == ready)
+            if (!moved)
                 return reservation_type(*this, c, acquire_status::granted,
                                         ready == tau ? at : this->time_of(ready), N, taken);
-            give_back(c, taken, i);
-            ready = later;
         }
     }
 
@@ -220,6 +225,13 @@ public:
         for (std::size_t i = 0; i < N; ++i)
             m_buckets[i].charge(m_words[i].value, c[i], tau);
     }
+    /// Makes metric i hold at most `n` tokens now (tightens, never loosens; i < size), e.g.
+    /// what the server reports as remaining. Concurrent calls do not add up.
+    void cap_available(std::size_t i, std::uint64_t n) noexcept {
+        if (i < N)
+            m_buckets[i].cap_available(m_words[i].value, n, this->tick_of(this->now()));
+    }
+
     /// Settles an estimate taken with `taken` with the actual usage, metric by metric: the
     /// surplus is given back exactly (see `bucket::refund(n, receipt)`), a deficit charged.
     /// This is what `reservation::commit` does.
