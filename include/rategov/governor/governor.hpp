@@ -188,10 +188,8 @@ public:
                 const detail::tick_result r =
                     m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready);
                 if (r.status != acquire_status::granted) {
-                    placed_at[i] = 0;
-                    for (std::size_t j = 0; j < N; ++j)
-                        if (placed_at[j] != 0)
-                            undo(j, taken[j], c[j]);
+                    taken[i] = {}; // undone above, or never taken
+                    give_back(c, taken);
                     const std::size_t which =
                         r.status == acquire_status::denied && bottleneck < N ? bottleneck : i;
                     return reservation_type(*this, c, r.status, this->time_of(r.ready), which, {});
@@ -246,8 +244,8 @@ public:
         }
     }
     /// Gives back exactly what `taken` took of `c` (a cancelled reservation).
-    void give_back(const cost_type& c, const receipts& taken, std::size_t upto = N) noexcept {
-        for (std::size_t j = 0; j < upto; ++j)
+    void give_back(const cost_type& c, const receipts& taken) noexcept {
+        for (std::size_t j = 0; j < N; ++j)
             undo(j, taken[j], c[j]);
     }
 
