@@ -110,6 +110,12 @@ public:
         [[nodiscard]] std::uint64_t units(std::uint64_t n) const noexcept {
             return n > pos_max / p ? pos_max : n * p;
         }
+        /// The units a take may leave the bucket at when it must keep `keep`/2^16 of the
+        /// burst free (a regular request under a priority headroom; keep < 2^16).
+        [[nodiscard]] std::uint64_t tolerance(std::uint64_t keep) const noexcept {
+            return burst_units -
+                   ((burst_units >> 16) * keep + (((burst_units & 0xFFFF) * keep) >> 16));
+        }
         /// Units available at accrual a (may be negative: debt), as a signed value.
         [[nodiscard]] std::int64_t available_units(std::uint64_t pos,
                                                    std::uint64_t a) const noexcept {
@@ -155,14 +161,19 @@ public:
     /// try_acquire's work; on a grant calls `note(prior word, written word)`. The hot path,
     /// written out rather than through `update()`: passing the parameters to a decision
     /// function made GCC keep them in memory, a third slower.
+    ///
+    /// With `keep` > 0 (a fraction keep/2^16 of the burst, < 1), the take must leave that
+    /// much of the burst available: a request larger than the rest exceeds the capacity.
     template <class Note>
     [[nodiscard]] RATEGOV_ALWAYS_INLINE decision take(word& state, std::uint64_t n,
-                                                      std::uint64_t tau, Note note) noexcept {
+                                                      std::uint64_t tau, Note note,
+                                                      std::uint64_t keep = 0) noexcept {
         if (n == 0)
             return {acquire_status::granted, tau}; // nothing to take, even in debt
         for (;;) {
             auto [w, v] = read(state);
-            if (n > v.burst)
+            const std::uint64_t tol = keep == 0 ? v.burst_units : v.tolerance(keep);
+            if (n > v.burst || (keep != 0 && n * v.p > tol))
                 return {acquire_status::exceeds_capacity, tick_max};
             const std::uint64_t t = v.since(tau);
             if (t > v.span) {
@@ -171,8 +182,8 @@ public:
             }
             const std::uint64_t a = v.c * t;                                // ≤ 2^60: exact
             const std::uint64_t next = std::max(w & pos_mask, a) + n * v.p; // n·p ≤ 2^56
-            if (next > a + v.burst_units)
-                return {acquire_status::denied, v.tick_of(next - v.burst_units)};
+            if (next > a + tol)
+                return {acquire_status::denied, v.tick_of(next - tol)};
             if (cas(state, w, next)) {
                 note(w, (w & ~pos_mask) | next);
                 return {acquire_status::granted, tau};
@@ -193,18 +204,33 @@ public:
 
     /// Whether n tokens could be taken at τ, without taking them. Same result as
     /// try_acquire would give on this state.
-    [[nodiscard]] tick_result peek(const word& state, std::uint64_t n,
-                                   std::uint64_t tau) const noexcept {
+    [[nodiscard]] tick_result peek(const word& state, std::uint64_t n, std::uint64_t tau,
+                                   std::uint64_t keep = 0) const noexcept {
         if (n == 0)
             return {acquire_status::granted, tau};
         const auto [w, v] = read(state);
-        if (n > v.burst)
+        const std::uint64_t tol = v.tolerance(keep);
+        if (n > v.burst || n * v.p > tol)
             return {acquire_status::exceeds_capacity, tick_max};
         const std::uint64_t a = accrued(v, tau);
         const std::uint64_t next = std::max(w & pos_mask, a) + n * v.p;
-        if (next > a + v.burst_units)
-            return {acquire_status::denied, v.tick_of(next - v.burst_units)};
+        if (next > a + tol)
+            return {acquire_status::denied, v.tick_of(next - tol)};
         return {acquire_status::granted, tau};
+    }
+
+    /// Whether a request that must keep `keep`/2^16 of the burst free may join the queue at
+    /// τ: granted when at least that much is available (nothing is queued beyond it), else
+    /// denied with the tick from which it will be. Takes nothing.
+    [[nodiscard]] tick_result admission(const word& state, std::uint64_t keep,
+                                        std::uint64_t tau) const noexcept {
+        const auto [w, v] = read(state);
+        const std::uint64_t tol = v.tolerance(keep);
+        const std::uint64_t a = accrued(v, tau);
+        const std::uint64_t pos = w & pos_mask;
+        if (pos <= a + tol)
+            return {acquire_status::granted, tau};
+        return {acquire_status::denied, v.tick_of(pos - tol)};
     }
 
     // --- pay forward, give back, go into debt -------------------------------------------------
@@ -213,15 +239,18 @@ public:
     /// refuses, taking nothing, when that tick is more than `max_wait` ticks after τ, or when
     /// the queue would reach past what a position holds. The tokens are positioned as a
     /// request made at the ready tick would be, so that nobody else can use them then.
+    /// With `keep` > 0 the tokens are ready only once `keep`/2^16 of the burst would remain
+    /// available (see `take`).
     [[nodiscard]] tick_result reserve(word& state, std::uint64_t n, std::uint64_t tau,
-                                      std::uint64_t max_wait,
-                                      std::uint64_t not_before = 0) noexcept {
+                                      std::uint64_t max_wait, std::uint64_t not_before = 0,
+                                      std::uint64_t keep = 0) noexcept {
         if (n == 0)
             return {acquire_status::granted, std::max(tau, not_before)};
         const std::uint64_t from = std::max(tau, not_before);
         for (;;) {
             auto [w, v] = read(state);
-            if (n > v.burst)
+            const std::uint64_t tol = v.tolerance(keep);
+            if (n > v.burst || n * v.p > tol)
                 return {acquire_status::exceeds_capacity, tick_max};
             if (v.since(tau) > v.span) {
                 rebase(state, tau);
@@ -233,8 +262,8 @@ public:
             std::uint64_t next = 0;
             if (v.since(ready) <= v.span) {
                 next = std::max(pos, v.c * v.since(ready)) + need;
-                if (next > v.c * v.since(ready) + v.burst_units)
-                    ready = v.tick_of(next - v.burst_units);
+                if (next > v.c * v.since(ready) + tol)
+                    ready = v.tick_of(next - tol);
             }
             if (v.since(ready) > v.span) {
                 // Beyond what positions reach from this epoch: move the epoch to now (which

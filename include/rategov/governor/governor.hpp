@@ -4,9 +4,11 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -37,6 +39,21 @@ struct governor_result {
 
 template <class Governor, class DropPolicy>
 class reservation;
+
+/// Who is asking, when a governor keeps part of its limits for priority traffic (see
+/// `governor::set_priority_headroom`).
+///
+/// - `priority` (the default of every governor call) may use the whole limit, and its
+///   reservations queue ahead without bound: it goes first.
+/// - `regular` may use only the part of each metric's burst above the headroom, and joins
+///   the queue only when nothing is queued beyond that part: a regular `reserve` is refused
+///   (nothing taken, `ready_at()` = when to ask again) while priority reservations, or
+///   another regular one, are ahead. So regular reservations never stand in front of more
+///   than one regular request's worth of tokens, and a priority request waits at most
+///   (largest regular cost + its own − headroom) / rate — none when the headroom covers
+///   both. Without priority traffic, regular traffic still gets the full rate: only its
+///   burst is smaller by the headroom.
+enum class traffic_class : std::uint8_t { regular, priority };
 
 /// Drop policy (default): a reservation dropped without `commit` or `cancel` is cancelled —
 /// its tokens are refunded, as for a request that was never sent.
@@ -120,13 +137,16 @@ public:
 
     // --- acquisition ----------------------------------------------------------------------
 
-    /// Takes `c` now if every metric can grant its part, else nothing. Lock-free.
-    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire(const cost_type& c) noexcept {
-        return try_acquire_at(c, this->now());
+    /// Takes `c` now if every metric can grant its part, else nothing. Lock-free. A
+    /// `traffic_class::regular` request must leave each metric's priority headroom free; a
+    /// part larger than the burst minus the headroom then exceeds the capacity.
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE result
+    try_acquire(const cost_type& c, traffic_class who = traffic_class::priority) noexcept {
+        return try_acquire_at(c, this->now(), who);
     }
     /// The same at a caller-supplied time.
-    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire_at(const cost_type& c,
-                                                              time_point at) noexcept {
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE result try_acquire_at(
+        const cost_type& c, time_point at, traffic_class who = traffic_class::priority) noexcept {
         const std::uint64_t tau = this->tick_of(at);
         // The word each metric's grant replaced, for a rollback (its receipt is rebuilt from
         // it only then: carrying whole receipts costs the hot path a third).
@@ -134,11 +154,12 @@ public:
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const auto d = m_buckets[i].take(m_words[i].value, c[i], tau,
-                                             [&](std::uint64_t p, std::uint64_t) { prior[i] = p; });
+            const auto d = m_buckets[i].take(
+                m_words[i].value, c[i], tau, [&](std::uint64_t p, std::uint64_t) { prior[i] = p; },
+                keep_of(i, who));
             if (d.status != acquire_status::granted) {
                 roll_back(c, prior, i, tau);
-                return refusal(c, i, {d.status, d.ready}, tau);
+                return refusal(c, i, {d.status, d.ready}, tau, who);
             }
         }
         return {acquire_status::granted, at, N};
@@ -151,28 +172,46 @@ public:
     /// number per metric: it cannot lend out capacity now and promise it later). Refused
     /// (nothing taken) when the wait would exceed `max_wait` — `metric()` names the metric
     /// that needs the wait — or when a part exceeds its metric's burst.
-    [[nodiscard]] reservation_type reserve(const cost_type& c,
-                                           duration max_wait = duration::max()) noexcept {
-        return reserve_at(c, this->now(), max_wait);
+    ///
+    /// A `traffic_class::regular` reservation is also refused, with `ready_at()` the time to
+    /// ask again, while anything is queued beyond a metric's part above its priority
+    /// headroom (see `traffic_class`).
+    [[nodiscard]] reservation_type reserve(const cost_type& c, duration max_wait = duration::max(),
+                                           traffic_class who = traffic_class::priority) noexcept {
+        return reserve_at(c, this->now(), max_wait, who);
     }
-    [[nodiscard]] reservation_type reserve_at(const cost_type& c, time_point at,
-                                              duration max_wait = duration::max()) noexcept {
+    [[nodiscard]] reservation_type
+    reserve_at(const cost_type& c, time_point at, duration max_wait = duration::max(),
+               traffic_class who = traffic_class::priority) noexcept {
         const std::uint64_t tau = this->tick_of(at);
         const std::uint64_t wait = base::ticks_of(max_wait);
         // The common ready tick: what each metric would need, read without taking anything.
         std::uint64_t ready = tau;
         std::size_t bottleneck = N; // the metric that sets the ready tick, for a refusal
+        std::uint64_t admit = tau;  // regular traffic: when it may join every queue
+        std::size_t blocker = N;
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const detail::tick_result p = m_buckets[i].peek(m_words[i].value, c[i], tau);
+            const std::uint64_t keep = keep_of(i, who);
+            const detail::tick_result p = m_buckets[i].peek(m_words[i].value, c[i], tau, keep);
             if (p.status == acquire_status::exceeds_capacity)
                 return reservation_type(*this, c, p.status, time_point::max(), i, {});
+            if (who == traffic_class::regular) {
+                const detail::tick_result q = m_buckets[i].admission(m_words[i].value, keep, tau);
+                if (q.status != acquire_status::granted && q.ready > admit) {
+                    admit = q.ready;
+                    blocker = i;
+                }
+            }
             if (p.status == acquire_status::denied && p.ready > ready) {
                 ready = p.ready;
                 bottleneck = i;
             }
         }
+        if (blocker < N)
+            return reservation_type(*this, c, acquire_status::denied, this->time_of(admit), blocker,
+                                    {});
         // Take every metric at that tick. If another caller moved one metric later meanwhile,
         // that metric stays where it is (at the later tick) and only the metrics placed
         // before it are placed again: a single metric never retries.
@@ -186,7 +225,7 @@ public:
                 if (placed_at[i] != 0)
                     undo(i, taken[i], c[i]); // placed at an earlier tick: place again
                 const detail::tick_result r =
-                    m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready);
+                    m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready, keep_of(i, who));
                 if (r.status != acquire_status::granted) {
                     taken[i] = {}; // undone above, or never taken
                     give_back(c, taken);
@@ -249,6 +288,38 @@ public:
             undo(j, taken[j], c[j]);
     }
 
+    // --- priority headroom ---------------------------------------------------------------------
+
+    /// Keeps `share` of every metric's burst for priority traffic: regular requests may
+    /// use only the rest (see `traffic_class`). 0 (the default) keeps nothing back.
+    /// Thread-safe; takes effect for the next request.
+    /// \throws config_error unless 0 ≤ share < 1.
+    /// \code
+    /// gov.set_priority_headroom(0.2); // regular traffic may use 80 % of each burst
+    /// auto r = gov.reserve(cost, 10s, rategov::traffic_class::regular);
+    /// \endcode
+    void set_priority_headroom(double share) {
+        const std::uint32_t k = headroom_fixed(share);
+        for (auto& h : m_keep)
+            h.store(k, std::memory_order_relaxed);
+    }
+    /// The same for one metric.
+    template <class Tag>
+    void set_priority_headroom(double share) {
+        set_priority_headroom(detail::checked_index<Metrics, Tag>(), share);
+    }
+    /// The same by index (i < size, else `config_error`).
+    void set_priority_headroom(std::size_t i, double share) {
+        if (i >= N)
+            detail::throw_config_error("governor::set_priority_headroom: metric index " +
+                                       std::to_string(i) + " out of range");
+        m_keep[i].store(headroom_fixed(share), std::memory_order_relaxed);
+    }
+    /// The share of metric i's burst kept for priority traffic (to 1/65536).
+    [[nodiscard]] double priority_headroom(std::size_t i) const noexcept {
+        return i < N ? m_keep[i].load(std::memory_order_relaxed) / 65536.0 : 0.0;
+    }
+
     // --- limits and observation ---------------------------------------------------------------
 
     /// Changes one metric's limit at runtime (see `bucket::set_limit`).
@@ -302,6 +373,20 @@ public:
     using base::now;
 
 private:
+    /// Metric i's headroom for `who`, in 1/65536 of its burst (0 for priority traffic).
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE std::uint64_t keep_of(std::size_t i,
+                                                              traffic_class who) const noexcept {
+        // relaxed: a setting, not a publication; a request may see the old or the new share.
+        return who == traffic_class::regular ? m_keep[i].load(std::memory_order_relaxed) : 0;
+    }
+    [[nodiscard]] static std::uint32_t headroom_fixed(double share) {
+        if (!(share >= 0.0 && share < 1.0))
+            detail::throw_config_error("governor::set_priority_headroom: share " +
+                                       std::to_string(share) + " is not within [0, 1)");
+        const auto k = static_cast<std::uint32_t>(share * 65536.0 + 0.5);
+        return k < 65535 ? k : 65535;
+    }
+
     template <class F>
     [[nodiscard]] auto each(F f) const noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
@@ -326,14 +411,15 @@ private:
 
     /// The refusal for metric i, with the earliest time at which all metrics could grant.
     [[nodiscard]] result refusal(const cost_type& c, std::size_t i, detail::tick_result r,
-                                 std::uint64_t tau) const noexcept {
+                                 std::uint64_t tau, traffic_class who) const noexcept {
         if (r.status == acquire_status::exceeds_capacity)
             return {r.status, time_point::max(), i};
         std::uint64_t ready = r.ready;
         for (std::size_t j = 0; j < N; ++j) {
             if (j == i || c[j] == 0)
                 continue;
-            const detail::tick_result p = m_buckets[j].peek(m_words[j].value, c[j], tau);
+            const detail::tick_result p =
+                m_buckets[j].peek(m_words[j].value, c[j], tau, keep_of(j, who));
             if (p.status == acquire_status::exceeds_capacity)
                 return {p.status, time_point::max(), j};
             ready = ready > p.ready ? ready : p.ready;
@@ -351,6 +437,7 @@ private:
     };
     std::array<padded_word, N> m_words;
     std::array<detail::gcra, N> m_buckets;
+    std::array<std::atomic<std::uint32_t>, N> m_keep{}; // priority headroom, 1/65536 of burst
 };
 
 /// An estimated cost taken from a governor, to be settled with the real usage.
