@@ -3,8 +3,12 @@
 #pragma once
 
 #include <rategov/adaptive/adaptive.hpp>
+#include <rategov/backoff/backoff.hpp>
+#include <rategov/backoff/retry_budget.hpp>
 #include <rategov/bucket/bucket.hpp>
 #include <rategov/bucket/result.hpp>
+#include <rategov/client/call.hpp>
+#include <rategov/client/transport.hpp>
 #include <rategov/clock/clock.hpp>
 #include <rategov/config.hpp>
 #include <rategov/feedback/parse.hpp>

@@ -274,6 +274,10 @@ public:
             if (r.limit && r.period.count() > 0) {
                 const std::uint64_t reported = clamp(b, in_bounds_period(b, *r.limit, r.period));
                 v = st.update(start, start, true, [&](std::uint64_t) { return reported; });
+                // A 429 that reports the limit: the limit may be right, and the server still
+                // has no tokens for us now (see below).
+                if (fb.kind == feedback::outcome::over_limit && v != verdict::stale)
+                    cap_available(i, 0);
             } else if (fb.kind == feedback::outcome::over_limit) {
                 v = st.update(start, now, true, [&](std::uint64_t cur) {
                     st.set_last_max(cur);
@@ -308,6 +312,9 @@ public:
         }
         return changed;
     }
+
+    /// Whether metric i adapts (has bounds).
+    [[nodiscard]] bool bounded(std::size_t i) const noexcept { return i < N && m_state[i]; }
 
     /// The adaptive limit of metric i now (its fixed limit if it has no bounds).
     [[nodiscard]] quota current(std::size_t i) const {

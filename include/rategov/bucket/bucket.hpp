@@ -88,8 +88,8 @@ public:
     using result = acquire_result<time_point>;
 
     /// A full bucket with limit `q`. The clock is copied (a handle for a manual clock).
-    explicit bucket(const quota& q, const Clock& clk = Clock{})
-        : base(clk)
+    explicit bucket(const quota& q, const Clock& time_source = Clock{})
+        : base(time_source)
         , m_core(q) {}
 
     bucket(const bucket&) = delete;

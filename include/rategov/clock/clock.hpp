@@ -4,7 +4,10 @@
 
 #include <chrono>
 #include <concepts>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
+#include <stop_token>
 #include <thread>
 #include <type_traits>
 
@@ -165,6 +168,43 @@ void sleep_until(const C& clock, typename C::time_point tp) {
     } else {
         for (auto now = clock.now(); now < tp; now = clock.now())
             std::this_thread::sleep_for(tp - now);
+    }
+}
+
+/// A clock whose wait can be cut short by a `std::stop_token`:
+/// `c.sleep_until(tp, token)` returns false when stopped before `tp`.
+template <class C>
+concept clock_has_stoppable_sleep = requires(const C& c, typename C::time_point tp,
+                                             std::stop_token st) {
+    { c.sleep_until(tp, st) } -> std::convertible_to<bool>;
+};
+
+/// Blocks until `clock.now() >= tp` or until `stop` is requested, whichever comes first;
+/// returns true when `tp` was reached, false when stopped (at once if already stopped).
+/// A real clock waits on a condition variable that the stop request wakes; a manual clock
+/// waits in virtual time; a clock with only `sleep_until(tp)` cannot be interrupted: the
+/// token is checked before and after its wait.
+template <class C>
+bool sleep_until(const C& clock, typename C::time_point tp, std::stop_token stop) {
+    if (stop.stop_requested())
+        return false;
+    if constexpr (clock_has_stoppable_sleep<C>) {
+        return static_cast<bool>(clock.sleep_until(tp, stop));
+    } else if constexpr (clock_has_sleep<C>) {
+        clock.sleep_until(tp);
+        return !stop.stop_requested() || clock.now() >= tp;
+    } else {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        for (auto now = clock.now(); now < tp; now = clock.now()) {
+            // Waits in steps of what remains (the real clock may not be the condition
+            // variable's); the stop request wakes the wait at once.
+            static_cast<void>(cv.wait_for(lock, stop, tp - now, [] { return false; }));
+            if (stop.stop_requested())
+                return false;
+        }
+        return true;
     }
 }
 

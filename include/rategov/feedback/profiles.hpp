@@ -697,5 +697,37 @@ private:
     }
 };
 
+/// A profile whose classification the user overrides: reads with `Profile`, then lets
+/// `classify(status, the profile's outcome, error_code)` decide the outcome. Everything
+/// else (limits, remaining, hints) is the profile's.
+/// \code
+/// auto profile = rategov::feedback::with_classifier(
+///     rategov::feedback::fireworks_profile<llm>{},
+///     [](int status, outcome o, std::string_view) {
+///         return status == 400 ? outcome::retryable : o; // a gateway's transient 400s
+///     });
+/// \endcode
+template <class Profile, class Classify>
+class with_classifier {
+public:
+    constexpr with_classifier(Profile profile, Classify classify)
+        : m_profile(std::move(profile))
+        , m_classify(std::move(classify)) {}
+
+    template <header_lookup L>
+    [[nodiscard]] constexpr auto read(int status, const L& headers, wall_time now,
+                                      std::string_view error_code = {}) const {
+        auto fb = m_profile.read(status, headers, now, error_code);
+        fb.kind = m_classify(status, fb.kind, error_code);
+        return fb;
+    }
+    /// The wrapped profile (to adjust its settings).
+    [[nodiscard]] Profile& profile() noexcept { return m_profile; }
+
+private:
+    Profile m_profile;
+    Classify m_classify;
+};
+
 } // namespace feedback
 RATEGOV_NAMESPACE_END

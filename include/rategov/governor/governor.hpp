@@ -127,9 +127,10 @@ public:
 
     /// One quota per metric, in `metrics<...>` order, over `clock` (copied: a handle).
     template <class... Q>
-    requires(sizeof...(Q) == N && (std::same_as<Q, quota> &&
-                                   ...)) explicit governor(const Clock& clk, const Q&... limits)
-        : base(clk)
+    requires(sizeof...(Q) == N &&
+             (std::same_as<Q, quota> && ...)) explicit governor(const Clock& time_source,
+                                                                const Q&... limits)
+        : base(time_source)
         , m_buckets{{detail::gcra(limits)...}} {}
 
     governor(const governor&) = delete;

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stop_token>
+#include <utility>
 
 #include <rategov/clock/clock.hpp>
 #include <rategov/config.hpp>
@@ -31,7 +33,7 @@ struct manual_time {
     std::atomic<std::int64_t> ticks{0};
     std::atomic<wait_mode> mode{wait_mode::advance};
     std::mutex mutex;
-    std::condition_variable moved;
+    std::condition_variable_any moved;
 
     [[nodiscard]] std::int64_t now() const noexcept {
         // (1) acquire: pairs with the release in (2), so that what a thread did before it
@@ -73,6 +75,18 @@ struct manual_time {
         }
         std::unique_lock lock(mutex);
         moved.wait(lock, [&] { return ticks.load(std::memory_order_relaxed) >= t; });
+    }
+
+    /// The same, cut short by `stop`: false when stopped before t.
+    bool sleep_until(std::int64_t t, std::stop_token stop) {
+        if (stop.stop_requested())
+            return false;
+        if (mode.load(std::memory_order_relaxed) == wait_mode::advance) {
+            advance_to(t);
+            return true;
+        }
+        std::unique_lock lock(mutex);
+        return moved.wait(lock, stop, [&] { return ticks.load(std::memory_order_relaxed) >= t; });
     }
 };
 
@@ -119,6 +133,11 @@ public:
     /// `wait_mode::advance` it moves the time to `tp`; with `wait_mode::block` it blocks
     /// until another thread has advanced the time to `tp`. Never sleeps for real.
     void sleep_until(time_point tp) const { m_time->sleep_until(tp.time_since_epoch().count()); }
+    /// The same, cut short by `stop` (a blocked waiter wakes at once): false when stopped
+    /// before `tp`.
+    bool sleep_until(time_point tp, std::stop_token stop) const {
+        return m_time->sleep_until(tp.time_since_epoch().count(), std::move(stop));
+    }
 
 private:
     std::shared_ptr<detail::manual_time> m_time;
@@ -149,6 +168,9 @@ public:
         time().mode.store(mode, std::memory_order_relaxed);
     }
     static void sleep_until(time_point tp) { time().sleep_until(tp.time_since_epoch().count()); }
+    static bool sleep_until(time_point tp, std::stop_token stop) {
+        return time().sleep_until(tp.time_since_epoch().count(), std::move(stop));
+    }
 
 private:
     static detail::manual_time& time() {
