@@ -20,6 +20,7 @@
 /// caller's bound: see `hinted`.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <cstdint>
@@ -108,6 +109,8 @@ namespace backoff_detail {
 [[nodiscard]] constexpr std::uint64_t grown(std::uint64_t base, std::uint64_t cap,
                                             std::uint64_t factor, unsigned n) noexcept {
     std::uint64_t t = base;
+    if (factor <= 1)
+        return t < cap ? t : cap;
     for (unsigned i = 0; i < n && t < cap && t != 0; ++i)
         t = t > cap / factor ? cap : t * factor;
     return t < cap ? t : cap;
@@ -287,10 +290,17 @@ hinted(nanoseconds computed, const std::optional<std::chrono::duration<Rep, Peri
        nanoseconds max_hint) noexcept {
     if (!hint)
         return computed;
-    const auto h = std::chrono::duration_cast<nanoseconds>(*hint);
-    if (h.count() <= 0)
+    const nanoseconds bound = max_hint.count() > 0 ? max_hint : nanoseconds(0);
+    // Compared in floating point first: a hint of years (or a double of 1e30) does not fit
+    // in nanoseconds, and must clamp to the bound rather than wrap.
+    using wide = std::chrono::duration<double, std::nano>;
+    const wide h = std::chrono::duration_cast<wide>(*hint);
+    if (!(h.count() > 0.0)) // negative, zero or NaN
         return nanoseconds(0);
-    return h < max_hint ? h : max_hint;
+    if (h >= std::chrono::duration_cast<wide>(bound))
+        return bound;
+    const nanoseconds exact = std::chrono::ceil<nanoseconds>(h);
+    return exact < bound ? exact : bound;
 }
 
 } // namespace backoff

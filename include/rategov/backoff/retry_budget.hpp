@@ -7,7 +7,7 @@
 /// `max`. So over any stretch of n calls at most `ratio · n + max` retries happen, and
 /// from an empty balance at most `ratio · n` — however long the failure lasts. This is the
 /// scheme of Finagle's `RetryBudget` and, with other constants, of the AWS SDKs' standard
-/// retry quota and gRPC's retry throttling, kept in integer milli-retries in one atomic
+/// retry quota and gRPC's retry throttling, kept in integer micro-retries in one atomic
 /// word (lock-free; deposits and withdrawals are exact).
 #pragma once
 
@@ -51,6 +51,9 @@ public:
         if (!(ratio >= 0.0 && ratio <= 1000.0))
             detail::throw_config_error("retry_budget: ratio " + std::to_string(ratio) +
                                        " is not within [0, 1000]");
+        if (ratio > 0.0 && ratio < 1e-6)
+            detail::throw_config_error("retry_budget: ratio " + std::to_string(ratio) +
+                                       " is below the resolution 1e-6 (use 0 for none)");
         if (max > max_retries)
             detail::throw_config_error("retry_budget: max " + std::to_string(max) +
                                        " exceeds 2^40 retries");
@@ -109,7 +112,7 @@ public:
     }
 
 private:
-    static constexpr std::uint64_t unit = 1000; // milli-retries
+    static constexpr std::uint64_t unit = 1'000'000; // micro-retries: 2^40 retries fit
     static constexpr std::uint64_t max_retries = std::uint64_t{1} << 40;
 
     bool try_spend_units(std::uint64_t cost) noexcept {
