@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <future>
 #include <limits>
+#include <stop_token>
 #include <thread>
 #include <utility>
 
@@ -141,6 +142,91 @@ TEST(SleepUntil, RealClockReturnsAtOnceForAPastTime) {
     const auto start = std::chrono::steady_clock::now();
     rategov::sleep_until(clock, clock.now() - 1h);
     EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+// --- sleep_until with a stop token -------------------------------------------------------------
+
+TEST(StoppableSleep, RealClockReachesTheTarget) {
+    const rategov::steady_clock clock{};
+    std::stop_source never;
+    const auto target = clock.now() + 2ms;
+    EXPECT_TRUE(rategov::sleep_until(clock, target, never.get_token()));
+    EXPECT_GE(clock.now(), target);
+}
+
+TEST(StoppableSleep, RealClockWakesOnStop) {
+    const rategov::steady_clock clock{};
+    std::stop_source stop;
+    const auto start = std::chrono::steady_clock::now();
+    auto sleeper = std::async(std::launch::async, [&] {
+        return rategov::sleep_until(clock, clock.now() + 1h, stop.get_token());
+    });
+    stop.request_stop();
+    ASSERT_EQ(sleeper.wait_for(10s), std::future_status::ready); // generous: only the end
+    EXPECT_FALSE(sleeper.get());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+TEST(StoppableSleep, AlreadyStoppedReturnsFalseAtOnceWithoutMovingAManualClock) {
+    const manual_clock clock(at(0s));
+    std::stop_source stop;
+    stop.request_stop();
+    EXPECT_FALSE(rategov::sleep_until(clock, at(10s), stop.get_token()));
+    EXPECT_EQ(clock.now(), at(0s));
+}
+
+TEST(StoppableSleep, ManualClockAdvanceModeJumps) {
+    const manual_clock clock(at(0s));
+    std::stop_source never;
+    EXPECT_TRUE(rategov::sleep_until(clock, at(10s), never.get_token()));
+    EXPECT_EQ(clock.now(), at(10s));
+}
+
+TEST(StoppableSleep, ManualClockBlockModeWakesOnStop) {
+    const manual_clock clock(at(0s), wait_mode::block);
+    std::stop_source stop;
+    auto sleeper = std::async(
+        std::launch::async, [&] { return rategov::sleep_until(clock, at(1h), stop.get_token()); });
+    stop.request_stop();
+    const auto status = sleeper.wait_for(10s);
+    if (status != std::future_status::ready)
+        clock.advance(2h); // release a waiter that ignored the stop, so that the test ends
+    EXPECT_EQ(status, std::future_status::ready);
+    EXPECT_FALSE(sleeper.get());
+    EXPECT_EQ(clock.now(), at(0s));
+}
+
+TEST(StoppableSleep, ManualClockBlockModeStillWakesOnTime) {
+    const manual_clock clock(at(0s), wait_mode::block);
+    std::stop_source never;
+    auto sleeper = std::async(
+        std::launch::async, [&] { return rategov::sleep_until(clock, at(5s), never.get_token()); });
+    clock.advance(5s);
+    ASSERT_EQ(sleeper.wait_for(10s), std::future_status::ready);
+    EXPECT_TRUE(sleeper.get());
+}
+
+// A clock with only sleep_until(tp): the token is honoured before and after its wait.
+struct plain_sleep_clock {
+    using rep = std::int64_t;
+    using period = std::nano;
+    using duration = std::chrono::nanoseconds;
+    using time_point = std::chrono::time_point<plain_sleep_clock, duration>;
+    static constexpr bool is_steady = true;
+    time_point* now_ptr;
+    [[nodiscard]] time_point now() const noexcept { return *now_ptr; }
+    void sleep_until(time_point tp) const { *now_ptr = tp; }
+};
+
+TEST(StoppableSleep, ClockWithoutStoppableSleepChecksTheTokenBefore) {
+    plain_sleep_clock::time_point t{};
+    const plain_sleep_clock clock{&t};
+    std::stop_source stop;
+    EXPECT_TRUE(rategov::sleep_until(clock, plain_sleep_clock::time_point(5s), stop.get_token()));
+    EXPECT_EQ(t, plain_sleep_clock::time_point(5s));
+    stop.request_stop();
+    EXPECT_FALSE(rategov::sleep_until(clock, plain_sleep_clock::time_point(9s), stop.get_token()));
+    EXPECT_EQ(t, plain_sleep_clock::time_point(5s));
 }
 
 // --- manual_clock ------------------------------------------------------------------------------
