@@ -240,10 +240,11 @@ public:
     /// the queue would reach past what a position holds. The tokens are positioned as a
     /// request made at the ready tick would be, so that nobody else can use them then.
     /// With `keep` > 0 the tokens are ready only once `keep`/2^16 of the burst would remain
-    /// available (see `take`).
+    /// available (see `take`). With `admit`, refused (ready = when to ask again) unless
+    /// `admission` grants on this same state.
     [[nodiscard]] tick_result reserve(word& state, std::uint64_t n, std::uint64_t tau,
                                       std::uint64_t max_wait, std::uint64_t not_before = 0,
-                                      std::uint64_t keep = 0) noexcept {
+                                      std::uint64_t keep = 0, bool admit = false) noexcept {
         if (n == 0)
             return {acquire_status::granted, std::max(tau, not_before)};
         const std::uint64_t from = std::max(tau, not_before);
@@ -257,6 +258,8 @@ public:
                 continue;
             }
             const std::uint64_t pos = w & pos_mask;
+            if (admit && pos > v.c * v.since(tau) + tol) // see `admission`
+                return {acquire_status::denied, v.tick_of(pos - tol)};
             const std::uint64_t need = n * v.p;
             std::uint64_t ready = from;
             std::uint64_t next = 0;

@@ -225,8 +225,11 @@ public:
                     continue;
                 if (placed_at[i] != 0)
                     undo(i, taken[i], c[i]); // placed at an earlier tick: place again
+                // Regular traffic is admitted on the very word it swaps: a check on an
+                // earlier snapshot would let racing regular requests all join the queue.
                 const detail::tick_result r =
-                    m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready, keep_of(i, who));
+                    m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready, keep_of(i, who),
+                                         who == traffic_class::regular);
                 if (r.status != acquire_status::granted) {
                     taken[i] = {}; // undone above, or never taken
                     give_back(c, taken);
@@ -384,7 +387,8 @@ private:
         if (!(share >= 0.0 && share < 1.0))
             detail::throw_config_error("governor::set_priority_headroom: share " +
                                        std::to_string(share) + " is not within [0, 1)");
-        const auto k = static_cast<std::uint32_t>(share * 65536.0 + 0.5);
+        // Rounded down: the regular part is never smaller than burst × (1 − share).
+        const auto k = static_cast<std::uint32_t>(share * 65536.0);
         return k < 65535 ? k : 65535;
     }
 
