@@ -239,8 +239,8 @@ TEST(PriorityStress, RegularFloodOnAFrozenClockNeverEatsThePriorityHeadroom) {
         EXPECT_EQ(debt[i], 0u) << "metric " << i;
         const std::uint64_t g = t.granted[i], r = t.refunded[i];
         const std::uint64_t used = burst[i] - avail[i];
-        EXPECT_LE(g, burst[i] - kept[i] + r) << "metric " << i << ": granted " << g
-                                             << " refunded " << r;
+        EXPECT_LE(g, burst[i] - kept[i] + r)
+            << "metric " << i << ": granted " << g << " refunded " << r;
         EXPECT_GE(used, g - r) << "metric " << i << ": a refund created tokens";
         EXPECT_LE(used, g) << "metric " << i << ": more used than granted";
     }
@@ -331,7 +331,8 @@ TEST(PriorityStress, MixedTrafficWithAdvancingClockGrantsAtMostBurstPlusRateTime
     EXPECT_GT(t.regular_denials.load(), 0u) << "never exhausted: the test proves nothing";
     EXPECT_GT(t.regular_grants.load(), 0u);
     EXPECT_GT(t.priority_grants.load(), 0u);
-    const std::uint64_t ahead = elapsed + static_cast<std::uint64_t>(std::chrono::nanoseconds(max_wait).count());
+    const std::uint64_t ahead =
+        elapsed + static_cast<std::uint64_t>(std::chrono::nanoseconds(max_wait).count());
     for (std::size_t i = 0; i < N; ++i) {
         const std::uint64_t g = t.granted[i], r = t.refunded[i];
         const std::uint64_t bound = burst[i] + accrued_ceil(q[i], ahead);
@@ -388,7 +389,8 @@ TEST(PriorityStress, MixedTrafficWithLongReservationsSettlesCompletely) {
     const std::uint64_t elapsed = elapsed_ns(clock);
     EXPECT_EQ(t.bad.load(), 0u);
     EXPECT_GT(t.regular_denials.load(), 0u);
-    const std::uint64_t ahead = elapsed + static_cast<std::uint64_t>(std::chrono::nanoseconds(max_wait).count());
+    const std::uint64_t ahead =
+        elapsed + static_cast<std::uint64_t>(std::chrono::nanoseconds(max_wait).count());
     for (std::size_t i = 0; i < N; ++i) {
         const std::uint64_t g = t.granted[i], r = t.refunded[i];
         EXPECT_LE(g, burst[i] + accrued_ceil(q[i], ahead) + r)
@@ -449,8 +451,7 @@ TEST_P(PriorityAdmissionStress, RegularReservationsQueueAtMostOneRequestBeyondTh
     manual_clock clock;
     gov_t gov(clock, q, q, q);
     gov.set_priority_headroom(headroom);
-    const cost_t c{rategov::amount<m0>{each}, rategov::amount<m1>{each},
-                   rategov::amount<m2>{each}};
+    const cost_t c{rategov::amount<m0>{each}, rategov::amount<m1>{each}, rategov::amount<m2>{each}};
 
     std::vector<std::optional<gov_t::reservation_type>> held(n);
     std::optional<gov_t::reservation_type> ahead = gov.reserve(c, 0ns, priority);
@@ -508,10 +509,10 @@ TEST_P(PriorityAdmissionStress, RegularReservationsQueueAtMostOneRequestBeyondTh
     ahead->commit(c);
     EXPECT_EQ(unbalanced, 0u);
     EXPECT_LE(worst, 1u) << "regular reservations granted in one round";
-    EXPECT_EQ(violating_rounds, 0u)
-        << "rounds (of " << rounds * trials << ") in which regular reservations were queued beyond the "
-        << "regular part plus one request; worst: " << worst_used
-        << " in use of burst 100 (regular part 75, one request 40)";
+    EXPECT_EQ(violating_rounds, 0u) << "rounds (of " << rounds * trials
+                                    << ") in which regular reservations were queued beyond the "
+                                    << "regular part plus one request; worst: " << worst_used
+                                    << " in use of burst 100 (regular part 75, one request 40)";
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, PriorityAdmissionStress, ::testing::Values(2u, 4u),

@@ -225,7 +225,8 @@ TEST_P(Stress, BucketWithAdvancingClockGrantsAtMostBurstPlusRateTimesElapsed) {
     EXPECT_GT(t.denied.load(), 0u) << "the bucket was never exhausted: the test proves nothing";
     // Reservations may take up to max_wait ahead of the time they were made.
     const std::uint64_t bound =
-        q.burst() + accrued_ceil(q, elapsed + static_cast<std::uint64_t>(max_wait.count()));
+        q.burst() + accrued_ceil(q, elapsed + static_cast<std::uint64_t>(
+                                                  std::chrono::nanoseconds(max_wait).count()));
     EXPECT_LE(g, bound + r) << "granted " << g << " refunded " << r << " elapsed " << elapsed
                             << " ns";
     EXPECT_LE(b.available(), q.burst());
@@ -393,7 +394,8 @@ TEST_P(Stress, GovernorWithAdvancingClockGrantsAtMostBurstPlusRateTimesElapsed) 
         const std::uint64_t g = t.granted[i], r = t.refunded[i];
         const std::uint64_t bound =
             q[i].burst() +
-            accrued_ceil(q[i], elapsed + static_cast<std::uint64_t>(max_wait.count()));
+            accrued_ceil(q[i], elapsed + static_cast<std::uint64_t>(
+                                             std::chrono::nanoseconds(max_wait).count()));
         EXPECT_LE(g, bound + r) << "metric " << i << ": granted " << g << " refunded " << r
                                 << " elapsed " << elapsed << " ns";
     }
@@ -543,7 +545,8 @@ TEST_P(Stress, GovernorSetLimitRacingWithAdvancingClockNeverGrantsBeyondTheLimit
     });
 
     const std::uint64_t elapsed = elapsed_ns(clock);
-    const auto ahead = elapsed + static_cast<std::uint64_t>(max_wait.count());
+    const auto ahead =
+        elapsed + static_cast<std::uint64_t>(std::chrono::nanoseconds(max_wait).count());
     EXPECT_GT(sets, 100u) << "the limit barely changed: the test proves little";
     EXPECT_EQ(t.bad.load(), 0u);
     EXPECT_EQ(t.mixed_limits.load(), 0u)

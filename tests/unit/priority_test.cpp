@@ -129,8 +129,8 @@ TEST(PriorityHeadroomSetting, IndexOutOfRangeIsAConfigErrorAndReadsAsZero) {
 TEST(PriorityHeadroomSetting, ReadsBackToOne65536th) {
     manual_clock clock;
     gov3_t gov(clock, qa, qb, qc);
-    const double shares[] = {0.0,  -0.0,      1e-9, 0.1,     0.2,          0.25,
-                             0.3,  1.0 / 3.0, 0.5,  0.9,     0.99999,      1.0 - 1e-12,
+    const double shares[] = {0.0,  -0.0,      1e-9, 0.1,      0.2,         0.25,
+                             0.3,  1.0 / 3.0, 0.5,  0.9,      0.99999,     1.0 - 1e-12,
                              step, 3 * step,  0.75, 0.123456, 65535 * step};
     for (const double share : shares) {
         gov.set_priority_headroom(share);
@@ -339,18 +339,18 @@ TEST(PriorityHeadroom, RegularPartIsAtLeastBurstMinusTheHeadroomAsGiven) {
         double share;
         std::uint64_t part; // burst · (1 − share), a whole number
     };
-    const row rows[] = {{10, 0.3, 7},   {10, 0.1, 9},    {10, 0.7, 3},   {100, 0.3, 70},
-                        {100, 0.2, 80}, {100, 0.01, 99}, {1000, 0.3, 700}, {20, 0.35, 13},
-                        {50, 0.22, 39}};
+    const row rows[] = {{10, 0.3, 7},     {10, 0.1, 9},   {10, 0.7, 3},
+                        {100, 0.3, 70},   {100, 0.2, 80}, {100, 0.01, 99},
+                        {1000, 0.3, 700}, {20, 0.35, 13}, {50, 0.22, 39}};
     for (const row& x : rows) {
         manual_clock clock;
         gov1_t gov(clock, rategov::per_second(10).with_burst(x.burst));
         gov.set_priority_headroom(x.share);
         const auto r = gov.try_acquire(n_of(x.part), regular);
         EXPECT_TRUE(r) << "burst " << x.burst << ", headroom " << x.share << ": a regular "
-                       << x.part << " is " << (r.status == acquire_status::exceeds_capacity
-                                                   ? "exceeds_capacity"
-                                                   : "denied")
+                       << x.part << " is "
+                       << (r.status == acquire_status::exceeds_capacity ? "exceeds_capacity"
+                                                                        : "denied")
                        << " (headroom stored as " << gov.priority_headroom(0) * 65536.0
                        << "/65536)";
         auto rr = gov.reserve(n_of(x.part), 1h, regular);
@@ -912,13 +912,11 @@ TEST_P(PrioritySimulation, PriorityGoesFirstAndIsNeverStarved) {
     const std::int64_t pri99 = p99(st.priority_waits), reg99 = p99(st.regular_waits);
     const double limit = static_cast<double>(p.rate) * static_cast<double>(p.span.count());
     const double throughput = static_cast<double>(st.tokens) / limit;
-    std::cout << "[ sim      ] " << p.regular_clients << " regular clients, headroom "
-              << p.headroom
+    std::cout << "[ sim      ] " << p.regular_clients << " regular clients, headroom " << p.headroom
               << (p.use_call_machine ? " (call_machine)" : " (reserve)") << ": priority p99 "
               << ms(pri99) << " ms (max " << ms(max_of(st.priority_waits)) << " ms, "
-              << st.priority_waits.size() << " requests), regular p99 " << ms(reg99)
-              << " ms (max " << ms(max_of(st.regular_waits)) << " ms, "
-              << st.regular_waits.size() << " requests";
+              << st.priority_waits.size() << " requests), regular p99 " << ms(reg99) << " ms (max "
+              << ms(max_of(st.regular_waits)) << " ms, " << st.regular_waits.size() << " requests";
     if (!p.use_call_machine)
         std::cout << ", " << st.regular_refusals << " refusals";
     std::cout << "), tokens " << throughput * 100.0 << " % of rate × span (the burst on top)\n";
@@ -932,8 +930,8 @@ TEST_P(PrioritySimulation, PriorityGoesFirstAndIsNeverStarved) {
         << "every priority request is granted";
     EXPECT_LE(st.priority_pending, 3u);
     EXPECT_GT(reg99, 0) << "regular traffic never waited: the clients do not saturate";
-    EXPECT_LE(pri99 * 10, reg99) << "priority p99 " << ms(pri99) << " ms, regular p99 "
-                                 << ms(reg99) << " ms";
+    EXPECT_LE(pri99 * 10, reg99) << "priority p99 " << ms(pri99) << " ms, regular p99 " << ms(reg99)
+                                 << " ms";
     EXPECT_GE(throughput, 0.95);
     EXPECT_LE(st.tokens, p.burst + static_cast<std::uint64_t>(limit));
     // A priority request waits for at most one regular request and the priority requests
@@ -1015,7 +1013,7 @@ TEST(PriorityMultiMetric, RegularPartExceededOnOneMetricTakesNothingAndNamesIt) 
     EXPECT_TRUE(gov.try_acquire(make(5, 51, 1), priority));
 
     // Exceeding the regular part on a later metric wins over an earlier metric's denial.
-    gov.set_priority_headroom<tag_c>(0.5); // c: 2 for regular traffic
+    gov.set_priority_headroom<tag_c>(0.5);                  // c: 2 for regular traffic
     ASSERT_TRUE(gov.try_acquire(make(15, 0, 0), priority)); // a empty
     const auto e = gov.try_acquire(make(1, 0, 3), regular);
     EXPECT_EQ(e.status, acquire_status::exceeds_capacity);
