@@ -219,6 +219,7 @@ public:
                                        "one attempt");
         if (m_options.budget != nullptr)
             m_options.budget->on_call();
+        m_summary.metric = metrics_type::size;
         m_phase_began = gov.now();
     }
     call_machine(const call_machine&) = delete;
@@ -245,7 +246,7 @@ public:
             }
             switch (m_phase) {
             case phase::acquire: {
-                if (now >= m_options.deadline) {
+                if (now > m_options.deadline) { // at the deadline itself, a send may go
                     finish(call_status::deadline, now);
                     continue;
                 }
@@ -363,8 +364,10 @@ public:
     }
 
     /// Ends the call now: an unsent reservation is refunded; one in flight is settled as
-    /// `if_unknown` (its response will not be read).
+    /// `if_unknown` (its response will not be read). Does nothing once the call is done.
     void cancel() {
+        if (m_phase == phase::done)
+            return; // the result is final
         if (m_phase == phase::sending) {
             settle_as(m_options.if_unknown);
             m_reservation.reset();
