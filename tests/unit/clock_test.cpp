@@ -217,6 +217,7 @@ struct plain_sleep_clock {
     [[nodiscard]] time_point now() const noexcept { return *now_ptr; }
     void sleep_until(time_point tp) const { *now_ptr = tp; }
 };
+static_assert(plain_sleep_clock::is_steady);
 
 TEST(StoppableSleep, ClockWithoutStoppableSleepChecksTheTokenBefore) {
     plain_sleep_clock::time_point t{};
