@@ -1158,3 +1158,122 @@ TEST_F(CallConfig, ZeroMaxAttemptsIsAConfigError) {
 }
 
 } // namespace
+
+// --- regressions found in review ----------------------------------------------------------------
+
+namespace regressions {
+
+using Regression = fixture;
+using machine_r = rategov::call_machine<gov_t>;
+using action_r = machine_r::action;
+
+// A 2xx is served (and billed) even when it carries the over-limit flag: success, never a
+// second send; the flag is still learnt (the used metrics are emptied).
+TEST_F(Regression, ServedResponseWithOverLimitFlagIsASuccessNotARetry) {
+    const cost_t used = make(1, 40, 30);
+    fake_transport t{[&](unsigned) {
+        resp_t r = reply_used(200, used);
+        r.headers.add("x-ratelimit-over-limit", "yes");
+        return r;
+    }};
+    auto r = rategov::call(gov, req, estimate, t, seeded<fireworks_opts_t>());
+    EXPECT_EQ(r.status, call_status::success);
+    EXPECT_EQ(r.attempts, 1u);
+    EXPECT_EQ(t.calls, 1u);
+    ASSERT_TRUE(r.last_outcome.has_value());
+    EXPECT_EQ(*r.last_outcome, fb::outcome::success);
+    // Learnt as a 429: the metrics the call used hold nothing now.
+    EXPECT_EQ(gov.available<m::generated>(), 0u);
+}
+
+// Asking the machine again while a send is outstanding never says "send" twice.
+TEST_F(Regression, NextWhileSendingIsInFlightEvenAfterAStop) {
+    std::stop_source stop;
+    auto o = seeded();
+    o.stop = stop.get_token();
+    machine_r mach(gov, estimate, o);
+    ASSERT_EQ(mach.next().what, action_r::send);
+    EXPECT_EQ(mach.next().what, action_r::in_flight);
+    stop.request_stop();
+    EXPECT_EQ(mach.next().what, action_r::in_flight);
+    mach.on_response(reply(503));
+    EXPECT_EQ(mach.next().what, action_r::done);
+    EXPECT_EQ(mach.result().status, call_status::cancelled);
+    EXPECT_EQ(mach.result().attempts, 1u);
+}
+
+// Time a regular call spent refused (behind priority reservations) counts as waited, also
+// when the call ends at its deadline without sending.
+TEST_F(Regression, WaitedCountsRefusalsThatEndAtTheDeadline) {
+    // Priority reservations queue 25 requests (10/s, burst 10): the queue is back within
+    // the burst at t0 + 1.5 s, when the regular call is admitted; its own request would be
+    // ready at 1.6 s, past the deadline of 1.55 s: it ends then, having waited 1.5 s.
+    std::vector<gov_t::reservation_type> ahead;
+    for (int i = 0; i < 25; ++i)
+        ahead.push_back(gov.reserve(make(1, 0, 0)));
+    auto o = seeded();
+    o.deadline = t0 + 1550ms;
+    fake_transport t{statuses({200})};
+    auto r = rategov::call(gov, req, estimate, t, o);
+    EXPECT_EQ(r.status, call_status::deadline);
+    EXPECT_EQ(r.attempts, 0u);
+    EXPECT_EQ(t.calls, 0u);
+    EXPECT_EQ(clock.now() - t0, 1500ms);
+    EXPECT_EQ(r.waited, 1500ms);
+    for (auto& a : ahead)
+        a.cancel();
+}
+
+// max_hint 0 ignores server hints: the policy decides.
+TEST_F(Regression, ZeroMaxHintIgnoresTheServerHint) {
+    fake_transport t{[&](unsigned n) {
+        return n == 1 ? reply(503, {{"Retry-After", "30"}}) : reply(200);
+    }};
+    auto o = seeded();
+    o.backoff = bo::constant(2s);
+    o.max_hint = 0s;
+    auto r = rategov::call(gov, req, estimate, t, o);
+    EXPECT_EQ(r.status, call_status::success);
+    EXPECT_EQ(r.backed_off, 2s);
+    EXPECT_EQ(bo::hinted(5s, std::optional<std::chrono::seconds>(30s), 0s), 5s);
+}
+
+// The result's response is always the last attempt's: none when the last attempt threw.
+TEST_F(Regression, ResponseIsTheLastAttemptsOrNone) {
+    fake_transport t{[&](unsigned n) -> resp_t {
+        if (n == 1)
+            return reply(503);
+        throw std::runtime_error("socket closed");
+    }};
+    auto o = seeded();
+    o.backoff = bo::none{};
+    auto r = rategov::call(gov, req, estimate, t, o);
+    EXPECT_EQ(r.status, call_status::error);
+    EXPECT_EQ(r.attempts, 2u);
+    EXPECT_FALSE(r.response.has_value());
+}
+
+// A transport_error is never a success.
+TEST(TransportError, SuccessKindIsTakenAsRetryable) {
+    const rategov::transport_error e("odd", rategov::delivery::not_sent, fb::outcome::success);
+    EXPECT_EQ(e.kind(), fb::outcome::retryable);
+}
+
+// A stoppable sleep toward the end of time on a real clock neither overflows nor spins: it
+// ends when stopped.
+TEST(StoppableSleepRegression, RealClockTowardTheEndOfTimeEndsOnStop) {
+    const rategov::steady_clock clock{};
+    std::stop_source stop;
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(20ms); // only lets the sleeper start; no rate is checked
+        stop.request_stop();
+    });
+    const auto start = std::chrono::steady_clock::now();
+    const bool reached =
+        rategov::sleep_until(clock, rategov::steady_clock::time_point::max(), stop.get_token());
+    stopper.join();
+    EXPECT_FALSE(reached);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s); // generous: only that it ends
+}
+
+} // namespace regressions

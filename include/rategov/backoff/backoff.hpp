@@ -280,7 +280,7 @@ private:
 
 /// The wait before a retry: the server's `hint` when it sent one (it knows when capacity
 /// returns), at most `max_hint`; otherwise the policy's own `computed` delay. A negative
-/// hint counts as zero.
+/// hint counts as zero; a `max_hint` ≤ 0 ignores hints (the policy decides).
 /// \code
 /// auto wait = rategov::backoff::hinted(policy.delay(n, prev, rng), fb.retry_after, 60s);
 /// \endcode
@@ -288,9 +288,9 @@ template <class Rep, class Period>
 [[nodiscard]] constexpr nanoseconds
 hinted(nanoseconds computed, const std::optional<std::chrono::duration<Rep, Period>>& hint,
        nanoseconds max_hint) noexcept {
-    if (!hint)
+    if (!hint || max_hint.count() <= 0)
         return computed;
-    const nanoseconds bound = max_hint.count() > 0 ? max_hint : nanoseconds(0);
+    const nanoseconds bound = max_hint;
     // Compared in floating point first: a hint of years (or a double of 1e30) does not fit
     // in nanoseconds, and must clamp to the bound rather than wrap.
     using wide = std::chrono::duration<double, std::nano>;

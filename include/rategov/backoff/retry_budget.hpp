@@ -4,8 +4,10 @@
 /// Every call deposits `ratio` of a retry (0.1 by default); every retry withdraws its cost
 /// (one retry by default, per outcome: see `retry_costs`); a retry that finds the
 /// balance short is not made. The balance starts at `initial` retries and never exceeds
-/// `max`. So over any stretch of n calls at most `ratio · n + max` retries happen, and
-/// from an empty balance at most `ratio · n` — however long the failure lasts. This is the
+/// `max`. So over any stretch of n calls at most `ratio · n + max` retries that cost at
+/// least one happen, and from an empty balance at most `ratio · n` — however long the
+/// failure lasts. Retries that cost 0 (after a 429, by default) are not bounded by the
+/// budget: `max_attempts` and the governor's pacing bound them. This is the
 /// scheme of Finagle's `RetryBudget` and, with other constants, of the AWS SDKs' standard
 /// retry quota and gRPC's retry throttling, kept in integer micro-retries in one atomic
 /// word (lock-free; deposits and withdrawals are exact).

@@ -63,8 +63,11 @@ enum class call_status : std::uint8_t {
     budget_exhausted,  ///< a retry was due but the retry budget had none left
     deadline,          ///< the deadline would pass before tokens or the next retry
     cancelled,         ///< the stop token was triggered, or `cancel()` called
-    exceeds_capacity,  ///< a part of the estimate exceeds its metric's burst: never sendable
+    exceeds_capacity,  ///< a part of the estimate exceeds what the call's traffic class may use
+                       ///< of its metric's burst (all of it for priority traffic; less the
+                       ///< priority headroom for regular traffic): it could never be sent
     error,             ///< the transport threw an exception other than `transport_error`
+    unavailable,       ///< no governor to call with (a keyed registry full: nothing evictable)
 };
 
 /// Options of one call. `Profile` reads the responses (the seed provider:
@@ -88,9 +91,11 @@ struct call_options {
     unsigned max_attempts = 5;
     /// The wait before each retry when the server sends no hint.
     Backoff backoff{};
-    /// The longest server hint honoured (longer ones are cut to this).
+    /// The longest server hint honoured (longer ones are cut to this); 0 ignores hints (the
+    /// backoff policy decides alone).
     std::chrono::nanoseconds max_hint = std::chrono::seconds(60);
-    /// Regular or priority (see `traffic_class`).
+    /// Regular or priority (see `traffic_class`). Note: `call()` defaults to regular, the
+    /// governor's own `try_acquire`/`reserve` to priority.
     traffic_class priority = traffic_class::regular;
     /// Reads each response.
     Profile profile{};
@@ -201,6 +206,9 @@ public:
         wait, ///< wait until `until` (or until the stop token fires), then call `next()`
         send, ///< send the request now, then `on_response` or `on_exception`
         done, ///< finished: see `result()`
+        /// a send is outstanding: feed its `on_response` or `on_exception` first (never
+        /// send again on this answer)
+        in_flight,
     };
     struct step {
         action what;
@@ -282,7 +290,7 @@ public:
                 ++m_summary.attempts;
                 return {action::send, now};
             case phase::sending:
-                return {action::send, now}; // still expecting on_response / on_exception
+                return {action::in_flight, now}; // waiting for on_response / on_exception
             case phase::backoff:
                 if (now < m_backoff_until)
                     return {action::wait, m_backoff_until};
@@ -307,7 +315,12 @@ public:
         m_feedback =
             m_options.profile.read(static_cast<int>(r.status), r.headers, feedback::wall_time_now(),
                                    client_detail::error_code_of(r));
-        const feedback::outcome kind = m_feedback.kind;
+        // A 2xx was served (and billed) whatever else the headers say: an over-limit flag on
+        // it is a warning to learn from, never a reason to send the request again.
+        const bool served = r.status >= 200 && r.status < 300;
+        const feedback::outcome kind = served && m_feedback.kind == feedback::outcome::over_limit
+                                           ? feedback::outcome::success
+                                           : m_feedback.kind;
         const std::optional<cost_type> usage = r.usage;
         if (usage)
             m_reservation->commit(*usage);
@@ -317,7 +330,7 @@ public:
             settle_as(kind == feedback::outcome::retryable ? m_options.if_unknown
                                                            : m_options.if_rejected);
         m_reservation.reset();
-        learn(kind);
+        learn(m_feedback.kind);
         m_summary.last_outcome = kind;
         const time_point now = m_gov->now();
         if (kind == feedback::outcome::success)
@@ -401,7 +414,7 @@ private:
     }
 
     void finish(call_status s, time_point now) noexcept {
-        if (m_phase == phase::holding) // tokens taken for a send that will not happen
+        if (m_phase == phase::acquire || m_phase == phase::holding) // waited, never sent
             m_summary.waited += now - m_phase_began;
         if (m_phase == phase::backoff)
             m_summary.backed_off += now - m_phase_began;
@@ -508,6 +521,7 @@ typename Governor::metrics_type,
             static_cast<void>(sleep_until(gov.clock(), s.until, stop));
             continue;
         }
+        out.response.reset(); // the response is always the last attempt's, or none
         try {
             out.response.emplace(
                 client_detail::invoke_transport(transport, request, machine.attempt()));

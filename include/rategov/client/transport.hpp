@@ -86,7 +86,8 @@ enum class delivery : std::uint8_t {
 
 /// What a transport throws for a failure of the transport itself (timeout, connection
 /// error). `where()` tells the client loop how to settle the reservation; `kind()` whether
-/// to retry (`outcome::retryable` by default; `outcome::fatal` never retries). Any other
+/// to retry (`outcome::retryable` by default; `outcome::fatal` never retries; a failure is
+/// never a `success`: that kind is taken as `retryable`). Any other
 /// exception ends the call at once (`call_status::error`) and is settled as `maybe_sent`.
 /// \code
 /// if (curl_code == CURLE_COULDNT_CONNECT)
@@ -98,7 +99,7 @@ public:
                              feedback::outcome kind = feedback::outcome::retryable)
         : std::runtime_error(what)
         , m_where(where)
-        , m_kind(kind) {}
+        , m_kind(kind == feedback::outcome::success ? feedback::outcome::retryable : kind) {}
     [[nodiscard]] delivery where() const noexcept { return m_where; }
     [[nodiscard]] feedback::outcome kind() const noexcept { return m_kind; }
 

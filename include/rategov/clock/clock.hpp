@@ -2,6 +2,7 @@
 /// The `Clock` concept, the clocks rategov ships, and the wait policy paired with a clock.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <condition_variable>
@@ -200,7 +201,11 @@ bool sleep_until(const C& clock, typename C::time_point tp, std::stop_token stop
         for (auto now = clock.now(); now < tp; now = clock.now()) {
             // Waits in steps of what remains (the real clock may not be the condition
             // variable's); the stop request wakes the wait at once.
-            static_cast<void>(cv.wait_for(lock, stop, tp - now, [] { return false; }));
+            // At most an hour per step: the condition variable adds the wait to its own
+            // clock's now, which would overflow for a time point near the end of time.
+            const auto step = std::min<typename C::duration>(
+                tp - now, std::chrono::duration_cast<typename C::duration>(std::chrono::hours(1)));
+            static_cast<void>(cv.wait_for(lock, stop, step, [] { return false; }));
             if (stop.stop_requested())
                 return false;
         }

@@ -1,0 +1,566 @@
+/// \file
+/// Keyed limits: one governor (or any value holding one) per key — per account, per model,
+/// per model variant — created on first use, evicted when idle.
+///
+/// \code
+/// using gov_t = rategov::governor<llm>;
+/// rategov::keyed<rategov::model_key, rategov::keyed_limits<gov_t>> limits(
+///     {.max_keys = 1024},
+///     [](const rategov::model_key& k) {              // limits differ per model
+///         return rategov::keyed_limits<gov_t>(rategov::per_minute(600),
+///                                             rategov::per_minute(k.model == "big" ? 36'000
+///                                                                                  : 360'000));
+///     });
+/// auto h = limits.get({"acct-1", "llama-v3p1-8b", "turbo"});  // a handle: holds the entry
+/// h->governor.try_acquire(cost);
+/// \endcode
+///
+/// **How it is safe.** Lookups of an existing key take no lock and allocate nothing: a hash,
+/// a probe of an open-addressing table and one atomic add on the entry's state word, which
+/// counts the handles that hold it (and its uses, for idleness). Creating and evicting
+/// entries take a mutex that lookups never take. An entry is evicted only by a
+/// compare-and-swap that finds no holder and marks it dead in the same word, so a handle
+/// never outlives its entry, and a lookup that races with the eviction sees "dead" in the
+/// word it just added to and walks on. The memory of an evicted entry is never returned
+/// while the registry lives — it is reused for a later key — so a lookup that still holds
+/// its address reads valid memory (the state word) and finds it dead or another key's.
+///
+/// Why reference counts rather than hazard pointers or epochs: a caller holds an entry for
+/// a whole call (seconds, across retries), not for a short critical section; a count
+/// expresses exactly that, costs one atomic add to take and one to give back, and needs
+/// no per-thread registration. Hazard pointers would need a fence per lookup and a slot
+/// per held entry; epochs would let one long call hold back every eviction.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <rategov/adaptive/adaptive.hpp>
+#include <rategov/client/call.hpp>
+#include <rategov/clock/clock.hpp>
+#include <rategov/config.hpp>
+
+RATEGOV_NAMESPACE_BEGIN
+
+/// A ready key: account, model and model variant (empty for the base deployment). The hash
+/// is computed once, at construction: build keys once and reuse them on the hot path.
+class model_key {
+public:
+    model_key() = default;
+    model_key(std::string account, std::string model, std::string variant = {})
+        : m_account(std::move(account))
+        , m_model(std::move(model))
+        , m_variant(std::move(variant))
+        , m_hash(compute_hash()) {}
+
+    [[nodiscard]] const std::string& account() const noexcept { return m_account; }
+    [[nodiscard]] const std::string& model() const noexcept { return m_model; }
+    [[nodiscard]] const std::string& variant() const noexcept { return m_variant; }
+    [[nodiscard]] std::size_t hash() const noexcept { return m_hash; }
+
+    friend bool operator==(const model_key& a, const model_key& b) noexcept {
+        return a.m_hash == b.m_hash && a.m_account == b.m_account && a.m_model == b.m_model &&
+               a.m_variant == b.m_variant;
+    }
+
+private:
+    [[nodiscard]] std::size_t compute_hash() const noexcept {
+        // FNV-1a over the three parts, each followed by a separator that cannot occur in
+        // the lengths' encoding: ("ab","c") and ("a","bc") differ.
+        std::uint64_t h = 0xCBF29CE484222325ULL;
+        for (const std::string* s : {&m_account, &m_model, &m_variant}) {
+            for (const char c : *s)
+                h = (h ^ static_cast<unsigned char>(c)) * 0x100000001B3ULL;
+            h = (h ^ (s->size() & 0xFF) ^ 0x100) * 0x100000001B3ULL;
+        }
+        return static_cast<std::size_t>(h ^ (h >> 29));
+    }
+
+    std::string m_account, m_model, m_variant;
+    std::size_t m_hash = 0;
+};
+
+RATEGOV_NAMESPACE_END
+
+template <>
+struct std::hash<rategov::model_key> {
+    std::size_t operator()(const rategov::model_key& k) const noexcept { return k.hash(); }
+};
+
+RATEGOV_NAMESPACE_BEGIN
+
+/// A ready value for a registry: a governor and its adaptive limits, side by side.
+/// Constructed from the governor's arguments.
+template <class Governor>
+struct keyed_limits {
+    template <class... A>
+    requires std::constructible_from<Governor, A...>
+    explicit keyed_limits(A&&... args)
+        : governor(std::forward<A>(args)...) {}
+    keyed_limits(const keyed_limits&) = delete;
+    keyed_limits& operator=(const keyed_limits&) = delete;
+
+    Governor governor;
+    adaptive_limits<Governor> adaptive{governor};
+};
+
+/// What a registry does when a new key arrives and `max_keys` entries exist.
+enum class when_full : std::uint8_t {
+    evict_idlest, ///< evict the entry idle longest with no holder; refuse if every one is held
+    refuse,       ///< refuse the new key (`keyed_status::full`) until entries are evicted
+};
+
+/// Options of a registry.
+template <class Clock>
+struct keyed_options {
+    /// At most this many keys at once (1 ≤ max_keys ≤ 2^24).
+    std::size_t max_keys = 1024;
+    /// `evict_idle()` with no argument evicts entries unused for this long.
+    typename Clock::duration idle_after = std::chrono::duration_cast<typename Clock::duration>(
+        std::chrono::minutes(10));
+    /// The policy when full.
+    when_full full = when_full::evict_idlest;
+};
+
+/// How a lookup went.
+enum class keyed_status : std::uint8_t {
+    found,   ///< the key existed
+    created, ///< the key was created by this call
+    absent,  ///< `find` only: no such key
+    full,    ///< no entry could be made: `max_keys` reached and none evictable
+};
+
+/// What `for_each` reports of an entry.
+template <class Duration>
+struct keyed_stats {
+    std::uint32_t uses;    ///< lookups so far (modulo 2^32)
+    std::uint32_t holders; ///< handles alive now
+    Duration idle_for;     ///< time since last seen in use, as of the last sweep (0 if in use)
+};
+
+/// A concurrent registry from `Key` to `Value` (a governor, `keyed_limits<Governor>`, or
+/// your own type), created on first use by a factory.
+///
+/// - `get(key)` returns a `handle` to the entry, creating it with `factory(key)` if
+///   absent. Lookups of existing keys are lock-free and allocation-free; creations (and
+///   evictions) are serialised among themselves and never block lookups. The factory runs
+///   once per created entry, under the registry's mutex; if it throws, the exception
+///   propagates and nothing is created.
+/// - A `handle` holds its entry: an entry with a live handle is never evicted. Handles
+///   must not outlive the registry.
+/// - `evict_idle()` evicts entries unused for `idle_after` (call it from a housekeeping
+///   thread, or rely on creations, which sweep when the registry is full). Idleness is
+///   judged at sweeps from a use counter, so no clock is read on the hot path: an entry is
+///   evicted no earlier than `idle_after` after its last use, at the first sweep after that.
+///
+/// `Value` is built in place from the factory's return value (guaranteed copy elision:
+/// `Value` need not be movable — a governor is not).
+template <class Key, class Value, class Clock = steady_clock, class Hash = std::hash<Key>,
+          class KeyEqual = std::equal_to<Key>>
+class keyed {
+    static_assert(check_clock<Clock>());
+    static_assert(std::is_invocable_r_v<std::size_t, const Hash&, const Key&>,
+                  "rategov: keyed needs Hash callable as `size_t(const Key&)`; specialise "
+                  "std::hash<Key> or pass a Hash type.");
+    static_assert(std::is_invocable_r_v<bool, const KeyEqual&, const Key&, const Key&>,
+                  "rategov: keyed needs KeyEqual callable as `bool(const Key&, const Key&)`; "
+                  "define operator== for Key or pass a KeyEqual type.");
+
+    // The state word of an entry: [uses:32 | holders:31 | dead:1].
+    static constexpr std::uint64_t dead_bit = 1;
+    static constexpr std::uint64_t one_holder = 2;
+    static constexpr std::uint64_t holder_mask = (std::uint64_t{1} << 32) - 2;
+    static constexpr std::uint64_t one_use = std::uint64_t{1} << 32;
+
+    struct node {
+        // (a) the state word: holders, uses, dead. See the file comment.
+        alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> state{dead_bit};
+        std::atomic<std::size_t> hash{0}; // read before the state: a filter only
+        // Below: written under the registry mutex only.
+        std::uint32_t seen_uses = 0;
+        typename Clock::time_point idle_since{};
+        std::size_t slot = 0;
+        alignas(Key) unsigned char key_bytes[sizeof(Key)];
+        alignas(Value) unsigned char value_bytes[sizeof(Value)];
+
+        [[nodiscard]] Key& key() noexcept {
+            return *std::launder(reinterpret_cast<Key*>(key_bytes));
+        }
+        [[nodiscard]] Value& value() noexcept {
+            return *std::launder(reinterpret_cast<Value*>(value_bytes));
+        }
+    };
+
+public:
+    using key_type = Key;
+    using value_type = Value;
+    using clock_type = Clock;
+    using duration = typename Clock::duration;
+    using options_type = keyed_options<Clock>;
+    using stats_type = keyed_stats<duration>;
+
+    /// Holds one entry (move-only). Empty when the lookup found or made nothing.
+    class handle {
+    public:
+        handle() = default;
+        handle(handle&& o) noexcept
+            : m_node(std::exchange(o.m_node, nullptr))
+            , m_status(o.m_status) {}
+        handle& operator=(handle&& o) noexcept {
+            if (this != &o) {
+                release();
+                m_node = std::exchange(o.m_node, nullptr);
+                m_status = o.m_status;
+            }
+            return *this;
+        }
+        handle(const handle&) = delete;
+        handle& operator=(const handle&) = delete;
+        ~handle() { release(); }
+
+        [[nodiscard]] explicit operator bool() const noexcept { return m_node != nullptr; }
+        [[nodiscard]] keyed_status status() const noexcept { return m_status; }
+        [[nodiscard]] Value& operator*() const noexcept { return m_node->value(); }
+        [[nodiscard]] Value* operator->() const noexcept { return &m_node->value(); }
+        [[nodiscard]] const Key& key() const noexcept { return m_node->key(); }
+        /// Gives the entry back now (the handle becomes empty).
+        void reset() noexcept {
+            release();
+            m_node = nullptr;
+        }
+
+    private:
+        friend keyed;
+        handle(node* n, keyed_status s) noexcept
+            : m_node(n)
+            , m_status(s) {}
+        void release() noexcept {
+            // release: our uses of the value happen before an evictor's CAS (acquire) that
+            // sees no holder and destroys it.
+            if (m_node != nullptr)
+                m_node->state.fetch_sub(one_holder, std::memory_order_release);
+        }
+        node* m_node = nullptr;
+        keyed_status m_status = keyed_status::absent;
+    };
+
+    /// A registry over a default-constructed clock.
+    /// \throws config_error if `options.max_keys` is 0 or above 2^24.
+    template <class Factory>
+    requires std::is_invocable_r_v<Value, Factory&, const Key&>
+    keyed(options_type options, Factory factory)
+        : keyed(Clock{}, options, std::move(factory)) {}
+
+    /// A registry whose idleness is judged on `clock` (copied: a handle).
+    template <class Factory>
+    requires std::is_invocable_r_v<Value, Factory&, const Key&>
+    keyed(const Clock& clock, options_type options, Factory factory)
+        : m_clock(clock)
+        , m_options(options)
+        , m_make([f = std::move(factory)](const Key& k, void* where) mutable {
+            ::new (where) Value(f(k)); // a prvalue: built in place, no move
+        }) {
+        if (options.max_keys == 0 || options.max_keys > (std::size_t{1} << 24))
+            detail::throw_config_error("keyed_options::max_keys " +
+                                       std::to_string(options.max_keys) +
+                                       " is not within [1, 2^24]");
+        std::size_t cap = 8;
+        while (cap < 2 * options.max_keys)
+            cap *= 2;
+        m_slots = std::make_unique<std::atomic<node*>[]>(cap);
+        for (std::size_t i = 0; i < cap; ++i)
+            m_slots[i].store(nullptr, std::memory_order_relaxed);
+        m_mask = cap - 1;
+    }
+
+    keyed(const keyed&) = delete;
+    keyed& operator=(const keyed&) = delete;
+
+    /// Destroys every entry. No handle may be alive.
+    ~keyed() {
+        for (std::size_t i = 0; i <= m_mask; ++i) {
+            node* n = m_slots[i].load(std::memory_order_relaxed);
+            if (n != nullptr && n != tombstone())
+                destroy(*n);
+        }
+    }
+
+    /// The entry of `key`, created with the factory if absent. Empty (`status() == full`)
+    /// when `max_keys` entries exist and none can be evicted.
+    /// \throws whatever the factory throws (nothing is created then).
+    [[nodiscard]] handle get(const Key& key) {
+        const std::size_t h = m_hash(key);
+        if (node* n = lookup(key, h))
+            return handle(n, keyed_status::found);
+        return create(key, h);
+    }
+
+    /// The entry of `key` if it exists; never creates. Lock-free, allocation-free.
+    [[nodiscard]] handle find(const Key& key) const noexcept {
+        node* n = lookup(key, m_hash(key));
+        return n != nullptr ? handle(n, keyed_status::found) : handle();
+    }
+
+    /// Evicts the entries without holders that were not used for `idle_after` (as judged
+    /// at this sweep and the ones before). Returns how many were evicted.
+    std::size_t evict_idle(duration idle_after) {
+        std::lock_guard lock(m_mutex);
+        return sweep(idle_after, false);
+    }
+    /// The same with `options.idle_after`.
+    std::size_t evict_idle() { return evict_idle(m_options.idle_after); }
+
+    /// Calls `f(key, value, stats)` for every entry. Takes the registry's mutex (creations
+    /// and evictions wait; lookups do not), so keep `f` short.
+    template <class F>
+    void for_each(F&& f) const {
+        std::lock_guard lock(m_mutex);
+        const auto now = m_clock.now();
+        for (std::size_t i = 0; i <= m_mask; ++i) {
+            node* n = m_slots[i].load(std::memory_order_relaxed);
+            if (n == nullptr || n == tombstone())
+                continue;
+            const std::uint64_t s = n->state.load(std::memory_order_acquire);
+            const auto holders = static_cast<std::uint32_t>((s & holder_mask) >> 1);
+            const duration idle = holders == 0 && static_cast<std::uint32_t>(s >> 32) ==
+                                                      n->seen_uses
+                                      ? now - n->idle_since
+                                      : duration::zero();
+            f(static_cast<const Key&>(n->key()), static_cast<const Value&>(n->value()),
+              stats_type{static_cast<std::uint32_t>(s >> 32), holders, idle});
+        }
+    }
+
+    /// Entries now.
+    [[nodiscard]] std::size_t size() const noexcept {
+        return m_size.load(std::memory_order_relaxed);
+    }
+    [[nodiscard]] const options_type& options() const noexcept { return m_options; }
+
+private:
+    [[nodiscard]] static node* tombstone() noexcept {
+        return reinterpret_cast<node*>(std::uintptr_t{alignof(node)}); // never dereferenced
+    }
+
+    /// Finds `key` and takes a holder on it; nullptr if absent.
+    [[nodiscard]] node* lookup(const Key& key, std::size_t h) const noexcept {
+        std::size_t i = h & m_mask;
+        for (std::size_t probes = 0; probes <= m_mask; ++probes, i = (i + 1) & m_mask) {
+            // acquire: pairs with the release store that published the entry, so that its
+            // hash and (once a holder is taken) key and value are visible.
+            node* n = m_slots[i].load(std::memory_order_acquire);
+            if (n == nullptr)
+                return nullptr;
+            if (n == tombstone() || n->hash.load(std::memory_order_relaxed) != h)
+                continue;
+            // acq_rel: acquire pairs with the publication and the evictor's CAS; release
+            // orders this claim before our use. One add takes a holder and counts a use.
+            const std::uint64_t s = n->state.fetch_add(one_use + one_holder,
+                                                       std::memory_order_acq_rel);
+            if ((s & dead_bit) == 0 && m_equal(n->key(), key))
+                return n;
+            // Dead (being evicted or reused) or another key with the same hash: let go.
+            n->state.fetch_sub(one_holder, std::memory_order_release);
+        }
+        return nullptr;
+    }
+
+    handle create(const Key& key, std::size_t h) {
+        std::lock_guard lock(m_mutex);
+        if (node* n = lookup(key, h)) // made by another thread meanwhile
+            return handle(n, keyed_status::found);
+        if (m_size.load(std::memory_order_relaxed) >= m_options.max_keys) {
+            if (m_options.full == when_full::refuse || sweep(m_options.idle_after, true) == 0)
+                return handle(nullptr, keyed_status::full);
+        }
+        node* n = spare_node();
+        ::new (static_cast<void*>(n->key_bytes)) Key(key);
+        try {
+            m_make(key, static_cast<void*>(n->value_bytes));
+        } catch (...) {
+            n->key().~Key();
+            m_spare.push_back(n);
+            throw;
+        }
+        n->hash.store(h, std::memory_order_relaxed);
+        n->seen_uses = 1;
+        n->idle_since = m_clock.now();
+        // Alive, with our holder and one use. A stale lookup may hold the word for an
+        // instant (it saw this node before its reuse, and lets go at once): wait it out.
+        std::uint64_t s = n->state.load(std::memory_order_relaxed);
+        for (;;) {
+            if ((s & holder_mask) != 0) {
+                std::this_thread::yield();
+                s = n->state.load(std::memory_order_relaxed);
+                continue;
+            }
+            if (n->state.compare_exchange_weak(s, one_use + one_holder,
+                                               std::memory_order_release,
+                                               std::memory_order_relaxed))
+                break;
+        }
+        // Into the first free place of the key's probe sequence (a tombstone or empty).
+        std::size_t i = h & m_mask;
+        for (;;) {
+            node* cur = m_slots[i].load(std::memory_order_relaxed);
+            if (cur == nullptr || cur == tombstone())
+                break;
+            i = (i + 1) & m_mask;
+        }
+        n->slot = i;
+        // release: publishes the hash, key, value and state written above.
+        m_slots[i].store(n, std::memory_order_release);
+        m_size.fetch_add(1, std::memory_order_relaxed);
+        return handle(n, keyed_status::created);
+    }
+
+    /// A node to build an entry in: a spare one whose stale holders are gone, or a new one.
+    node* spare_node() {
+        for (std::size_t j = m_spare.size(); j-- > 0;) {
+            node* n = m_spare[j];
+            if ((n->state.load(std::memory_order_relaxed) & holder_mask) == 0) {
+                m_spare[j] = m_spare.back();
+                m_spare.pop_back();
+                return n;
+            }
+        }
+        m_nodes.push_back(std::make_unique<node>());
+        return m_nodes.back().get();
+    }
+
+    /// Under the mutex: updates idleness; evicts entries idle ≥ `idle_after` (or, with
+    /// `one_idlest`, only the one without holders idle longest — the least recently used as
+    /// far as sweeps tell — whatever its idle time). Returns evictions.
+    std::size_t sweep(duration idle_after, bool one_idlest) {
+        const auto now = m_clock.now();
+        std::size_t evicted = 0;
+        node* idlest = nullptr;
+        for (std::size_t i = 0; i <= m_mask; ++i) {
+            node* n = m_slots[i].load(std::memory_order_relaxed);
+            if (n == nullptr || n == tombstone())
+                continue;
+            const std::uint64_t s = n->state.load(std::memory_order_relaxed);
+            const auto uses = static_cast<std::uint32_t>(s >> 32);
+            if ((s & holder_mask) != 0 || uses != n->seen_uses) {
+                n->seen_uses = uses; // in use since the last sweep: idle from now at most
+                n->idle_since = now;
+                if ((s & holder_mask) != 0 || !one_idlest)
+                    continue;
+            }
+            if (one_idlest) {
+                if (idlest == nullptr || n->idle_since < idlest->idle_since)
+                    idlest = n;
+            } else if (now - n->idle_since >= idle_after) {
+                evicted += try_evict(*n) ? 1U : 0U;
+            }
+        }
+        if (idlest != nullptr)
+            evicted += try_evict(*idlest) ? 1U : 0U;
+        return evicted;
+    }
+
+    /// Under the mutex: evicts `n` if it has no holder, in one CAS that also marks it dead.
+    bool try_evict(node& n) {
+        std::uint64_t s = n.state.load(std::memory_order_relaxed);
+        if ((s & holder_mask) != 0)
+            return false;
+        // acq_rel: acquire pairs with the release of the last holder's give-back, so that
+        // its uses of the value happen before the destruction below.
+        if (!n.state.compare_exchange_strong(s, s | dead_bit, std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+            return false; // taken meanwhile
+        m_slots[n.slot].store(tombstone(), std::memory_order_release);
+        // Tombstones at the end of a probe sequence can become empty again: nothing lies
+        // beyond an empty slot, so no lookup can need to pass them.
+        std::size_t i = n.slot;
+        while (m_slots[(i + 1) & m_mask].load(std::memory_order_relaxed) == nullptr &&
+               m_slots[i].load(std::memory_order_relaxed) == tombstone()) {
+            m_slots[i].store(nullptr, std::memory_order_release);
+            i = (i - 1) & m_mask;
+        }
+        destroy(n);
+        m_spare.push_back(&n);
+        m_size.fetch_sub(1, std::memory_order_relaxed);
+        return true;
+    }
+
+    static void destroy(node& n) noexcept {
+        n.value().~Value();
+        n.key().~Key();
+    }
+
+    Clock m_clock;
+    options_type m_options;
+    std::function<void(const Key&, void*)> m_make;
+    [[no_unique_address]] Hash m_hash{};
+    [[no_unique_address]] KeyEqual m_equal{};
+    std::unique_ptr<std::atomic<node*>[]> m_slots;
+    std::size_t m_mask = 0;
+    std::atomic<std::size_t> m_size{0};
+    mutable std::mutex m_mutex;
+    std::vector<std::unique_ptr<node>> m_nodes; // every node ever made (never freed early)
+    std::vector<node*> m_spare;                 // evicted nodes, to reuse
+};
+
+namespace keyed_detail {
+
+/// The governor inside a registry's value: the value itself, or its `governor` member.
+template <class V>
+[[nodiscard]] auto& governor_of(V& v) noexcept {
+    if constexpr (requires { v.governor; })
+        return v.governor;
+    else
+        return v;
+}
+
+/// The governor type inside a registry value `V`.
+template <class V>
+using governor_t = std::remove_cvref_t<decltype(governor_of(std::declval<V&>()))>;
+
+} // namespace keyed_detail
+
+/// `call()` through a registry: takes the entry of `key` (creating it if absent) for the
+/// whole call, and uses its `adaptive` member (if it has one, e.g. `keyed_limits`) unless
+/// `options.adaptive` is set. When the registry is full, returns `call_status::unavailable`
+/// without sending.
+/// \code
+/// auto r = rategov::call(limits, rategov::model_key{"acct", "llama", ""}, req, est, send, opt);
+/// \endcode
+template <class K, class V, class C, class H, class E, class Request, class Transport,
+          class Options = call_options<keyed_detail::governor_t<V>>>
+auto call(keyed<K, V, C, H, E>& registry, const K& key, const Request& request,
+          const typename keyed_detail::governor_t<V>::cost_type& estimate, Transport&& transport,
+          Options options = {}) {
+    auto h = registry.get(key);
+    using gov_t = std::remove_cvref_t<decltype(keyed_detail::governor_of(*h))>;
+    using result_t = decltype(call(keyed_detail::governor_of(*h), request, estimate,
+                                   std::forward<Transport>(transport), std::move(options)));
+    if (!h) {
+        result_t out;
+        out.status = call_status::unavailable;
+        out.metric = gov_t::metrics_type::size;
+        return out;
+    }
+    if constexpr (requires { h->adaptive; } &&
+                  std::same_as<decltype(options.adaptive), adaptive_limits<gov_t>*>) {
+        if (options.adaptive == nullptr)
+            options.adaptive = &h->adaptive;
+    }
+    return call(keyed_detail::governor_of(*h), request, estimate,
+                std::forward<Transport>(transport), std::move(options));
+}
+
+RATEGOV_NAMESPACE_END
