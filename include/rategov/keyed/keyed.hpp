@@ -129,8 +129,8 @@ struct keyed_options {
     /// At most this many keys at once (1 ≤ max_keys ≤ 2^24).
     std::size_t max_keys = 1024;
     /// `evict_idle()` with no argument evicts entries unused for this long.
-    typename Clock::duration idle_after = std::chrono::duration_cast<typename Clock::duration>(
-        std::chrono::minutes(10));
+    typename Clock::duration idle_after =
+        std::chrono::duration_cast<typename Clock::duration>(std::chrono::minutes(10));
     /// The policy when full.
     when_full full = when_full::evict_idlest;
 };
@@ -260,8 +260,8 @@ public:
     /// A registry over a default-constructed clock.
     /// \throws config_error if `options.max_keys` is 0 or above 2^24.
     template <class Factory>
-    requires std::is_invocable_r_v<Value, Factory&, const Key&>
-    keyed(options_type options, Factory factory)
+    requires std::is_invocable_r_v<Value, Factory&, const Key&> keyed(options_type options,
+                                                                      Factory factory)
         : keyed(Clock{}, options, std::move(factory)) {}
 
     /// A registry whose idleness is judged on `clock` (copied: a handle).
@@ -335,10 +335,10 @@ public:
                 continue;
             const std::uint64_t s = n->state.load(std::memory_order_acquire);
             const auto holders = static_cast<std::uint32_t>((s & holder_mask) >> 1);
-            const duration idle = holders == 0 && static_cast<std::uint32_t>(s >> 32) ==
-                                                      n->seen_uses
-                                      ? now - n->idle_since
-                                      : duration::zero();
+            const duration idle =
+                holders == 0 && static_cast<std::uint32_t>(s >> 32) == n->seen_uses
+                    ? now - n->idle_since
+                    : duration::zero();
             f(static_cast<const Key&>(n->key()), static_cast<const Value&>(n->value()),
               stats_type{static_cast<std::uint32_t>(s >> 32), holders, idle});
         }
@@ -368,8 +368,8 @@ private:
                 continue;
             // acq_rel: acquire pairs with the publication and the evictor's CAS; release
             // orders this claim before our use. One add takes a holder and counts a use.
-            const std::uint64_t s = n->state.fetch_add(one_use + one_holder,
-                                                       std::memory_order_acq_rel);
+            const std::uint64_t s =
+                n->state.fetch_add(one_use + one_holder, std::memory_order_acq_rel);
             if ((s & dead_bit) == 0 && m_equal(n->key(), key))
                 return n;
             // Dead (being evicted or reused) or another key with the same hash: let go.
@@ -407,8 +407,7 @@ private:
                 s = n->state.load(std::memory_order_relaxed);
                 continue;
             }
-            if (n->state.compare_exchange_weak(s, one_use + one_holder,
-                                               std::memory_order_release,
+            if (n->state.compare_exchange_weak(s, one_use + one_holder, std::memory_order_release,
                                                std::memory_order_relaxed))
                 break;
         }
