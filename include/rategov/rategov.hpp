@@ -15,5 +15,6 @@
 #include <rategov/feedback/profiles.hpp>
 #include <rategov/governor/governor.hpp>
 #include <rategov/governor/metrics.hpp>
+#include <rategov/keyed/keyed.hpp>
 #include <rategov/quota/quota.hpp>
 #include <rategov/testing/manual_clock.hpp>
