@@ -59,12 +59,34 @@ RATEGOV_NAMESPACE_BEGIN
 /// is computed once, at construction: build keys once and reuse them on the hot path.
 class model_key {
 public:
-    model_key() = default;
+    model_key()
+        : m_hash(compute_hash()) {}
     model_key(std::string account, std::string model, std::string variant = {})
         : m_account(std::move(account))
         , m_model(std::move(model))
         , m_variant(std::move(variant))
         , m_hash(compute_hash()) {}
+    model_key(const model_key&) = default;
+    model_key& operator=(const model_key&) = default;
+    /// A moved-from key is a valid key again (its hash matches its parts).
+    model_key(model_key&& o) noexcept
+        : m_account(std::move(o.m_account))
+        , m_model(std::move(o.m_model))
+        , m_variant(std::move(o.m_variant))
+        , m_hash(o.m_hash) {
+        o.m_hash = o.compute_hash();
+    }
+    model_key& operator=(model_key&& o) noexcept {
+        if (this != &o) {
+            m_account = std::move(o.m_account);
+            m_model = std::move(o.m_model);
+            m_variant = std::move(o.m_variant);
+            m_hash = o.m_hash;
+            o.m_hash = o.compute_hash();
+        }
+        return *this;
+    }
+    ~model_key() = default;
 
     [[nodiscard]] const std::string& account() const noexcept { return m_account; }
     [[nodiscard]] const std::string& model() const noexcept { return m_model; }
@@ -90,7 +112,7 @@ private:
     }
 
     std::string m_account, m_model, m_variant;
-    std::size_t m_hash = 0;
+    std::size_t m_hash;
 };
 
 RATEGOV_NAMESPACE_END
@@ -164,7 +186,11 @@ struct keyed_stats {
 /// - `evict_idle()` evicts entries unused for `idle_after` (call it from a housekeeping
 ///   thread, or rely on creations, which sweep when the registry is full). Idleness is
 ///   judged at sweeps from a use counter, so no clock is read on the hot path: an entry is
-///   evicted no earlier than `idle_after` after its last use, at the first sweep after that.
+///   never evicted before `idle_after` has passed since its last use; a sweep that sees new
+///   uses restarts its idle time, so with sweeps every `s` an entry goes at the latest
+///   `idle_after + 2s` after its last use.
+/// - When full with `when_full::evict_idlest`, the idlest entry is evicted before the factory
+///   runs for the new key; a factory that throws then leaves the registry one entry smaller.
 ///
 /// `Value` is built in place from the factory's return value (guaranteed copy elision:
 /// `Value` need not be movable — a governor is not).
@@ -264,15 +290,20 @@ public:
                                                                       Factory factory)
         : keyed(Clock{}, options, std::move(factory)) {}
 
-    /// A registry whose idleness is judged on `clock` (copied: a handle).
-    template <class Factory>
-    requires std::is_invocable_r_v<Value, Factory&, const Key&>
-    keyed(const Clock& clock, options_type options, Factory factory)
+    /// A registry whose idleness is judged on `clock` (copied: a handle). `factory(key)`
+    /// returns the value of a new key (it may be move-only); `on_create(key, value)`, if
+    /// given, finishes it in place — e.g. binds adaptive limits, which a factory cannot do
+    /// to a value it returns. If either throws, nothing is created.
+    template <class Factory, class OnCreate = void (*)(const Key&, Value&)>
+    requires std::is_invocable_r_v<Value, Factory&, const Key&> &&
+        std::is_invocable_v<OnCreate&, const Key&, Value&>
+        keyed(
+            const Clock& clock, options_type options, Factory factory,
+            OnCreate on_create = [](const Key&, Value&) {})
         : m_clock(clock)
         , m_options(options)
-        , m_make([f = std::move(factory)](const Key& k, void* where) mutable {
-            ::new (where) Value(f(k)); // a prvalue: built in place, no move
-        }) {
+        , m_make(std::make_unique<maker<Factory, OnCreate>>(std::move(factory),
+                                                            std::move(on_create))) {
         if (options.max_keys == 0 || options.max_keys > (std::size_t{1} << 24))
             detail::throw_config_error("keyed_options::max_keys " +
                                        std::to_string(options.max_keys) +
@@ -308,9 +339,15 @@ public:
         return create(key, h);
     }
 
-    /// The entry of `key` if it exists; never creates. Lock-free, allocation-free.
-    [[nodiscard]] handle find(const Key& key) const noexcept {
-        node* n = lookup(key, m_hash(key));
+    /// The entry of `key` if it exists; never creates. A hit is lock-free and
+    /// allocation-free; a miss is confirmed under the registry's mutex.
+    [[nodiscard]] handle find(const Key& key) const {
+        const std::size_t h = m_hash(key);
+        if (node* n = lookup(key, h))
+            return handle(n, keyed_status::found);
+        // A miss is confirmed under the mutex: the table may have been rebuilt meanwhile.
+        std::lock_guard lock(m_mutex);
+        node* n = lookup(key, h);
         return n != nullptr ? handle(n, keyed_status::found) : handle();
     }
 
@@ -344,6 +381,22 @@ public:
         }
     }
 
+    /// The hash table's occupancy (for monitoring): slots in all, and how many hold an
+    /// entry, a tombstone (an evicted entry's place) or nothing. Tombstones are cleared once
+    /// they exceed a quarter of the slots, so at least a quarter stay empty.
+    struct table_stats {
+        std::size_t slots, live, tombstones, empty;
+    };
+    [[nodiscard]] table_stats table() const {
+        std::lock_guard lock(m_mutex);
+        table_stats t{m_mask + 1, 0, 0, 0};
+        for (std::size_t i = 0; i <= m_mask; ++i) {
+            node* n = m_slots[i].load(std::memory_order_relaxed);
+            ++(n == nullptr ? t.empty : n == tombstone() ? t.tombstones : t.live);
+        }
+        return t;
+    }
+
     /// Entries now.
     [[nodiscard]] std::size_t size() const noexcept {
         return m_size.load(std::memory_order_relaxed);
@@ -351,6 +404,29 @@ public:
     [[nodiscard]] const options_type& options() const noexcept { return m_options; }
 
 private:
+    // The factory, type-erased without std::function (which needs a copyable callable).
+    struct maker_base {
+        virtual ~maker_base() = default;
+        virtual void make(const Key& k, void* where) = 0;
+    };
+    template <class F, class G>
+    struct maker final : maker_base {
+        maker(F f, G g)
+            : factory(std::move(f))
+            , on_create(std::move(g)) {}
+        void make(const Key& k, void* where) override {
+            Value* v = ::new (where) Value(factory(k)); // a prvalue: built in place, no move
+            try {
+                on_create(k, *v);
+            } catch (...) {
+                v->~Value();
+                throw;
+            }
+        }
+        F factory;
+        G on_create;
+    };
+
     [[nodiscard]] static node* tombstone() noexcept {
         return reinterpret_cast<node*>(std::uintptr_t{alignof(node)}); // never dereferenced
     }
@@ -372,8 +448,9 @@ private:
                 n->state.fetch_add(one_use + one_holder, std::memory_order_acq_rel);
             if ((s & dead_bit) == 0 && m_equal(n->key(), key))
                 return n;
-            // Dead (being evicted or reused) or another key with the same hash: let go.
-            n->state.fetch_sub(one_holder, std::memory_order_release);
+            // Dead (being evicted or reused) or another key with the same hash: let go, and
+            // give the use back (a lookup of another key is no use of this one).
+            n->state.fetch_sub(one_use + one_holder, std::memory_order_release);
         }
         return nullptr;
     }
@@ -389,7 +466,7 @@ private:
         node* n = spare_node();
         ::new (static_cast<void*>(n->key_bytes)) Key(key);
         try {
-            m_make(key, static_cast<void*>(n->value_bytes));
+            m_make->make(key, static_cast<void*>(n->value_bytes));
         } catch (...) {
             n->key().~Key();
             m_spare.push_back(n);
@@ -411,17 +488,7 @@ private:
                                                std::memory_order_relaxed))
                 break;
         }
-        // Into the first free place of the key's probe sequence (a tombstone or empty).
-        std::size_t i = h & m_mask;
-        for (;;) {
-            node* cur = m_slots[i].load(std::memory_order_relaxed);
-            if (cur == nullptr || cur == tombstone())
-                break;
-            i = (i + 1) & m_mask;
-        }
-        n->slot = i;
-        // release: publishes the hash, key, value and state written above.
-        m_slots[i].store(n, std::memory_order_release);
+        place(*n); // the first free place of its probe sequence (a tombstone or empty)
         m_size.fetch_add(1, std::memory_order_relaxed);
         return handle(n, keyed_status::created);
     }
@@ -468,6 +535,8 @@ private:
         }
         if (idlest != nullptr)
             evicted += try_evict(*idlest) ? 1U : 0U;
+        if (m_tombstones > (m_mask + 1) / 4) // after the walk over the slots, never during
+            rebuild();
         return evicted;
     }
 
@@ -482,18 +551,56 @@ private:
                                              std::memory_order_relaxed))
             return false; // taken meanwhile
         m_slots[n.slot].store(tombstone(), std::memory_order_release);
+        ++m_tombstones;
         // Tombstones at the end of a probe sequence can become empty again: nothing lies
         // beyond an empty slot, so no lookup can need to pass them.
         std::size_t i = n.slot;
         while (m_slots[(i + 1) & m_mask].load(std::memory_order_relaxed) == nullptr &&
                m_slots[i].load(std::memory_order_relaxed) == tombstone()) {
             m_slots[i].store(nullptr, std::memory_order_release);
+            --m_tombstones;
             i = (i - 1) & m_mask;
         }
         destroy(n);
         m_spare.push_back(&n);
         m_size.fetch_sub(1, std::memory_order_relaxed);
         return true;
+    }
+
+    /// Under the mutex: clears the tombstones by placing every entry again, so that at least
+    /// a quarter of the slots stay empty and probes stay short. A lookup running meanwhile
+    /// may miss an entry that moves: `get` and `find` confirm every miss under the mutex,
+    /// and a hit is always right (it checks the key on the entry it holds).
+    void rebuild() {
+        std::vector<node*> live;
+        live.reserve(m_size.load(std::memory_order_relaxed));
+        for (std::size_t i = 0; i <= m_mask; ++i) {
+            node* n = m_slots[i].load(std::memory_order_relaxed);
+            if (n != nullptr && n != tombstone())
+                live.push_back(n);
+            m_slots[i].store(nullptr, std::memory_order_release);
+        }
+        m_tombstones = 0;
+        for (node* n : live)
+            place(*n);
+    }
+
+    /// Under the mutex: puts `n` at the first free slot of its probe sequence.
+    void place(node& n) {
+        std::size_t i = n.hash.load(std::memory_order_relaxed) & m_mask;
+        for (;;) {
+            node* cur = m_slots[i].load(std::memory_order_relaxed);
+            if (cur == nullptr)
+                break;
+            if (cur == tombstone()) {
+                --m_tombstones;
+                break;
+            }
+            i = (i + 1) & m_mask;
+        }
+        n.slot = i;
+        // release: publishes the entry (hash, key, value, state) to lookups.
+        m_slots[i].store(&n, std::memory_order_release);
     }
 
     static void destroy(node& n) noexcept {
@@ -503,11 +610,12 @@ private:
 
     Clock m_clock;
     options_type m_options;
-    std::function<void(const Key&, void*)> m_make;
+    std::unique_ptr<maker_base> m_make;
     [[no_unique_address]] Hash m_hash{};
     [[no_unique_address]] KeyEqual m_equal{};
     std::unique_ptr<std::atomic<node*>[]> m_slots;
     std::size_t m_mask = 0;
+    std::size_t m_tombstones = 0; // under the mutex
     std::atomic<std::size_t> m_size{0};
     mutable std::mutex m_mutex;
     std::vector<std::unique_ptr<node>> m_nodes; // every node ever made (never freed early)
