@@ -283,12 +283,14 @@ public:
         keyed_status m_status = keyed_status::absent;
     };
 
-    /// A registry over a default-constructed clock.
+    /// A registry over a default-constructed clock (see the next constructor).
     /// \throws config_error if `options.max_keys` is 0 or above 2^24.
-    template <class Factory>
-    requires std::is_invocable_r_v<Value, Factory&, const Key&> keyed(options_type options,
-                                                                      Factory factory)
-        : keyed(Clock{}, options, std::move(factory)) {}
+    template <class Factory, class OnCreate = void (*)(const Key&, Value&)>
+    requires std::is_invocable_r_v<Value, Factory&, const Key&> &&
+        std::is_invocable_v<OnCreate&, const Key&, Value&>
+        keyed(
+            options_type options, Factory factory, OnCreate on_create = [](const Key&, Value&) {})
+        : keyed(Clock{}, options, std::move(factory), std::move(on_create)) {}
 
     /// A registry whose idleness is judged on `clock` (copied: a handle). `factory(key)`
     /// returns the value of a new key (it may be move-only); `on_create(key, value)`, if
