@@ -18,7 +18,12 @@
 
 #include <gtest/gtest.h>
 
+#include "run_threads.hpp"
+
 namespace {
+
+using stress::elapsed_ns;
+using stress::run_threads;
 
 using namespace std::chrono_literals;
 
@@ -55,25 +60,6 @@ std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi) 
 std::uint64_t accrued_ceil(const quota& q, std::uint64_t elapsed_ns) {
     const auto p = static_cast<std::uint64_t>(q.period().count());
     return rategov::detail::div_ceil(rategov::detail::mul_64x64(q.count(), elapsed_ns), p);
-}
-
-std::uint64_t elapsed_ns(const manual_clock& clock) {
-    return static_cast<std::uint64_t>(clock.now().time_since_epoch().count());
-}
-
-/// Runs body(i) on `n` threads released together by a latch, and joins them.
-template <class F>
-void run_threads(unsigned n, F body) {
-    std::latch start(static_cast<std::ptrdiff_t>(n));
-    std::vector<std::thread> pool;
-    pool.reserve(n);
-    for (unsigned i = 0; i < n; ++i)
-        pool.emplace_back([&start, &body, i] {
-            start.arrive_and_wait();
-            body(i);
-        });
-    for (auto& t : pool)
-        t.join();
 }
 
 cost_t random_cost(std::mt19937_64& rng, const per_metric& max) {

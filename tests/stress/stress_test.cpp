@@ -17,7 +17,12 @@
 
 #include <gtest/gtest.h>
 
+#include "run_threads.hpp"
+
 namespace {
+
+using stress::elapsed_ns;
+using stress::run_threads;
 
 using namespace std::chrono_literals;
 
@@ -36,25 +41,6 @@ std::uint64_t ops_per_thread(unsigned threads) {
 std::uint64_t accrued_ceil(const quota& q, std::uint64_t elapsed_ns) {
     const auto p = static_cast<std::uint64_t>(q.period().count());
     return rategov::detail::div_ceil(rategov::detail::mul_64x64(q.count(), elapsed_ns), p);
-}
-
-std::uint64_t elapsed_ns(const manual_clock& clock) {
-    return static_cast<std::uint64_t>(clock.now().time_since_epoch().count());
-}
-
-/// Runs body(i) on `n` threads released together by a latch, and joins them.
-template <class F>
-void run_threads(unsigned n, F body) {
-    std::latch start(static_cast<std::ptrdiff_t>(n));
-    std::vector<std::thread> threads;
-    threads.reserve(n);
-    for (unsigned i = 0; i < n; ++i)
-        threads.emplace_back([&start, &body, i] {
-            start.arrive_and_wait();
-            body(i);
-        });
-    for (auto& t : threads)
-        t.join();
 }
 
 /// Paces the helper threads (the clock, the limit changer) by the workers' progress rather

@@ -32,6 +32,7 @@
 /// per held entry; epochs would let one long call hold back every eviction.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -168,7 +169,7 @@ enum class keyed_status : std::uint8_t {
 /// What `for_each` reports of an entry.
 template <class Duration>
 struct keyed_stats {
-    std::uint32_t uses;    ///< lookups so far (modulo 2^32)
+    std::uint32_t uses;    ///< handles given back so far: completed uses (modulo 2^32)
     std::uint32_t holders; ///< handles alive now
     Duration idle_for;     ///< time since last seen in use, as of the last sweep (0 if in use)
 };
@@ -205,7 +206,8 @@ class keyed {
                   "rategov: keyed needs KeyEqual callable as `bool(const Key&, const Key&)`; "
                   "define operator== for Key or pass a KeyEqual type.");
 
-    // The state word of an entry: [uses:32 | holders:31 | dead:1].
+    // The state word of an entry: [uses:32 | holders:31 | dead:1]. A use is counted when a
+    // handle is given back.
     static constexpr std::uint64_t dead_bit = 1;
     static constexpr std::uint64_t one_holder = 2;
     static constexpr std::uint64_t holder_mask = (std::uint64_t{1} << 32) - 2;
@@ -274,10 +276,12 @@ public:
             : m_node(n)
             , m_status(s) {}
         void release() noexcept {
+            // One add gives the hold back and counts a use: an entry is in use until it is
+            // given back, so a long hold ends with a fresh use (and idleness starts then).
             // release: our uses of the value happen before an evictor's CAS (acquire) that
             // sees no holder and destroys it.
             if (m_node != nullptr)
-                m_node->state.fetch_sub(one_holder, std::memory_order_release);
+                m_node->state.fetch_add(one_use - one_holder, std::memory_order_release);
         }
         node* m_node = nullptr;
         keyed_status m_status = keyed_status::absent;
@@ -317,6 +321,7 @@ public:
         for (std::size_t i = 0; i < cap; ++i)
             m_slots[i].store(nullptr, std::memory_order_relaxed);
         m_mask = cap - 1;
+        m_candidates.reserve(options.max_keys);
     }
 
     keyed(const keyed&) = delete;
@@ -445,14 +450,13 @@ private:
             if (n == tombstone() || n->hash.load(std::memory_order_relaxed) != h)
                 continue;
             // acq_rel: acquire pairs with the publication and the evictor's CAS; release
-            // orders this claim before our use. One add takes a holder and counts a use.
-            const std::uint64_t s =
-                n->state.fetch_add(one_use + one_holder, std::memory_order_acq_rel);
+            // orders this claim before our use. (The use is counted when the hold ends.)
+            const std::uint64_t s = n->state.fetch_add(one_holder, std::memory_order_acq_rel);
             if ((s & dead_bit) == 0 && m_equal(n->key(), key))
                 return n;
-            // Dead (being evicted or reused) or another key with the same hash: let go, and
-            // give the use back (a lookup of another key is no use of this one).
-            n->state.fetch_sub(one_use + one_holder, std::memory_order_release);
+            // Dead (being evicted or reused) or another key with the same hash: let go, with
+            // no use counted (a lookup of another key is no use of this one).
+            n->state.fetch_sub(one_holder, std::memory_order_release);
         }
         return nullptr;
     }
@@ -462,11 +466,26 @@ private:
         if (node* n = lookup(key, h)) // made by another thread meanwhile
             return handle(n, keyed_status::found);
         if (m_size.load(std::memory_order_relaxed) >= m_options.max_keys) {
-            if (m_options.full == when_full::refuse || sweep(m_options.idle_after, true) == 0)
+            if (m_options.full == when_full::refuse)
+                return handle(nullptr, keyed_status::full);
+            // A lookup (of this key or of another with the same hash) may hold an entry for
+            // an instant while the sweep looks: sweep again, a few times, before refusing.
+            bool evicted = false;
+            for (int attempt = 0; attempt < 4 && !evicted; ++attempt) {
+                if (attempt > 0)
+                    std::this_thread::yield();
+                evicted = sweep(m_options.idle_after, true) != 0;
+            }
+            if (!evicted)
                 return handle(nullptr, keyed_status::full);
         }
         node* n = spare_node();
-        ::new (static_cast<void*>(n->key_bytes)) Key(key);
+        try {
+            ::new (static_cast<void*>(n->key_bytes)) Key(key);
+        } catch (...) {
+            m_spare.push_back(n); // capacity reserved: cannot throw
+            throw;
+        }
         try {
             m_make->make(key, static_cast<void*>(n->value_bytes));
         } catch (...) {
@@ -475,9 +494,9 @@ private:
             throw;
         }
         n->hash.store(h, std::memory_order_relaxed);
-        n->seen_uses = 1;
+        n->seen_uses = 0;
         n->idle_since = m_clock.now();
-        // Alive, with our holder and one use. A stale lookup may hold the word for an
+        // Alive, with our holder. A stale lookup may hold the word for an
         // instant (it saw this node before its reuse, and lets go at once): wait it out.
         std::uint64_t s = n->state.load(std::memory_order_relaxed);
         for (;;) {
@@ -486,7 +505,7 @@ private:
                 s = n->state.load(std::memory_order_relaxed);
                 continue;
             }
-            if (n->state.compare_exchange_weak(s, one_use + one_holder, std::memory_order_release,
+            if (n->state.compare_exchange_weak(s, one_holder, std::memory_order_release,
                                                std::memory_order_relaxed))
                 break;
         }
@@ -506,6 +525,9 @@ private:
             }
         }
         m_nodes.push_back(std::make_unique<node>());
+        // Room for every node in the spare list, so that giving one back never allocates
+        // (an eviction or a failed creation must not fail half-way).
+        m_spare.reserve(m_nodes.size());
         return m_nodes.back().get();
     }
 
@@ -515,7 +537,7 @@ private:
     std::size_t sweep(duration idle_after, bool one_idlest) {
         const auto now = m_clock.now();
         std::size_t evicted = 0;
-        node* idlest = nullptr;
+        m_candidates.clear();
         for (std::size_t i = 0; i <= m_mask; ++i) {
             node* n = m_slots[i].load(std::memory_order_relaxed);
             if (n == nullptr || n == tombstone())
@@ -529,14 +551,20 @@ private:
                     continue;
             }
             if (one_idlest) {
-                if (idlest == nullptr || n->idle_since < idlest->idle_since)
-                    idlest = n;
+                m_candidates.push_back(n);
             } else if (now - n->idle_since >= idle_after) {
                 evicted += try_evict(*n) ? 1U : 0U;
             }
         }
-        if (idlest != nullptr)
-            evicted += try_evict(*idlest) ? 1U : 0U;
+        // The idlest first; if a lookup takes it before the CAS, the next idlest, and so on.
+        std::sort(m_candidates.begin(), m_candidates.end(),
+                  [](const node* a, const node* b) { return a->idle_since < b->idle_since; });
+        for (node* c : m_candidates) {
+            if (try_evict(*c)) {
+                ++evicted;
+                break;
+            }
+        }
         if (m_tombstones > (m_mask + 1) / 4) // after the walk over the slots, never during
             rebuild();
         return evicted;
@@ -622,6 +650,7 @@ private:
     mutable std::mutex m_mutex;
     std::vector<std::unique_ptr<node>> m_nodes; // every node ever made (never freed early)
     std::vector<node*> m_spare;                 // evicted nodes, to reuse
+    std::vector<node*> m_candidates;            // sweep's scratch (under the mutex)
 };
 
 namespace keyed_detail {
