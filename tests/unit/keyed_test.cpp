@@ -212,7 +212,7 @@ TEST_F(KeyedGet, FactoryRunsExactlyOncePerCreatedEntryHoweverManyGets) {
     EXPECT_EQ(found, 2997);
     EXPECT_EQ(log.calls, 3);
     EXPECT_EQ(r.size(), 3u);
-    // Each creation also counts as one use: 1000 lookups per key.
+    // Every handle given back counts one use, the creator's included: 1000 per key.
     for (const auto& k : keys) {
         const auto s = stats_of(r, k);
         ASSERT_TRUE(s);
@@ -284,10 +284,15 @@ TEST_F(KeyedFactoryThrows, ExceptionPropagatesAndNothingIsLeftBehind) {
     EXPECT_EQ(log.calls, 2);
     EXPECT_EQ(r.size(), 1u);
     EXPECT_EQ(accounts_of(r), accounts{"acct"});
-    const auto s = stats_of(r, k);
+    auto s = stats_of(r, k);
     ASSERT_TRUE(s);
-    EXPECT_EQ(s->uses, 1u);
+    EXPECT_EQ(s->uses, 0u); // the creator's handle counts when it is given back
     EXPECT_EQ(s->holders, 1u);
+    h.reset();
+    s = stats_of(r, k);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->uses, 1u); // the failed creation left no use behind
+    EXPECT_EQ(s->holders, 0u);
 }
 
 TEST_F(KeyedFactoryThrows, OtherEntriesAreUntouchedAndSizeIsUnchanged) {
@@ -317,6 +322,7 @@ TEST_F(KeyedFactoryThrows, WhenFullTheIdlestWasEvictedBeforeTheFactoryThrew) {
     log.throw_on_call = 3;
     registry_t r(clock, opts(2), limits_factory(clock, log));
     static_cast<void>(r.get({"a", "m"}));
+    EXPECT_EQ(r.evict_idle(), 0u); // sees a's use: a is idle from t0 (b's is seen at c's)
     clock.advance(1s);
     static_cast<void>(r.get({"b", "m"}));
     clock.advance(1s);
@@ -330,9 +336,13 @@ TEST_F(KeyedFactoryThrows, WhenFullTheIdlestWasEvictedBeforeTheFactoryThrew) {
 using KeyedFull = fixture;
 
 TEST_F(KeyedFull, EvictIdlestEvictsTheLeastRecentlyCreatedWhenNoneWasReused) {
+    // Idleness is judged at sweeps: a sweep after each creation sees the creator's handle
+    // given back (a use), so the entries are idle from t0, t0 + 1 s and t0 + 2 s. (Uses that
+    // no sweep has told apart are equally recent, whatever their order.)
     registry_t r = make_registry(opts(3));
     for (const char* a : {"a", "b", "c"}) {
         EXPECT_EQ(r.get({a, "m"}).status(), keyed_status::created);
+        EXPECT_EQ(r.evict_idle(), 0u);
         clock.advance(1s);
     }
     ASSERT_EQ(r.size(), 3u);
@@ -343,25 +353,39 @@ TEST_F(KeyedFull, EvictIdlestEvictsTheLeastRecentlyCreatedWhenNoneWasReused) {
     EXPECT_EQ(r.size(), 3u);
     EXPECT_EQ(accounts_of(r), (accounts{"b", "c", "d"}));
     EXPECT_EQ(log.calls, 4);
+    hd.reset();
+
+    // Then b (idle from t0 + 1 s) goes before c (t0 + 2 s) and d (used since the last sweep).
+    clock.advance(1s);
+    EXPECT_EQ(r.get({"e", "m"}).status(), keyed_status::created);
+    EXPECT_EQ(accounts_of(r), (accounts{"c", "d", "e"}));
+    EXPECT_EQ(log.calls, 5);
 }
 
 TEST_F(KeyedFull, EvictIdlestEvictsTheLeastRecentlyUsed) {
     registry_t r = make_registry(opts(3));
     for (const char* a : {"a", "b", "c"}) {
         static_cast<void>(r.get({a, "m"}));
+        EXPECT_EQ(r.evict_idle(), 0u); // sees the creator's handle given back: idle from now
         clock.advance(1s);
     }
-    // a is used again: b is now the least recently used.
+    // a is used again (t0 + 3 s): b (idle from t0 + 1 s) is now the least recently used.
     EXPECT_EQ(r.get({"a", "m"}).status(), keyed_status::found);
     clock.advance(1s);
 
+    // The sweep of this creation sees a's use: a is idle from t0 + 4 s.
     EXPECT_EQ(r.get({"d", "m"}).status(), keyed_status::created);
     EXPECT_EQ(accounts_of(r), (accounts{"a", "c", "d"}));
     clock.advance(1s);
-    // Now c (unused since its creation) is the idlest.
+    // Now c (unused since its creation, idle from t0 + 2 s) is the idlest.
     EXPECT_EQ(r.get({"e", "m"}).status(), keyed_status::created);
     EXPECT_EQ(accounts_of(r), (accounts{"a", "d", "e"}));
     EXPECT_EQ(r.size(), 3u);
+    clock.advance(1s);
+    // Then a (t0 + 4 s), before d (t0 + 5 s) and e (used since the last sweep).
+    EXPECT_EQ(r.get({"f", "m"}).status(), keyed_status::created);
+    EXPECT_EQ(accounts_of(r), (accounts{"d", "e", "f"}));
+    EXPECT_EQ(log.calls, 6);
 }
 
 TEST_F(KeyedFull, EvictIdlestNeverEvictsAHeldEntry) {
@@ -427,14 +451,18 @@ TEST_F(KeyedFull, RefuseRefusesANewKeyEvenIfOthersAreIdle) {
 TEST_F(KeyedFull, RefuseAcceptsANewKeyAfterEvictIdleMadeRoom) {
     registry_t r = make_registry(opts(2, when_full::refuse));
     static_cast<void>(r.get({"a", "m"}));
+    EXPECT_EQ(r.evict_idle(), 0u); // sees a's use: a is idle from t0
     clock.advance(idle / 2);
     static_cast<void>(r.get({"b", "m"}));
-    clock.advance(idle / 2); // a: idle exactly idle_after; b: half of it
+    clock.advance(idle / 2); // a: idle exactly idle_after; b: used since the last sweep
 
     EXPECT_EQ(r.get({"c", "m"}).status(), keyed_status::full);
     EXPECT_EQ(r.evict_idle(), 1u); // a only
     EXPECT_EQ(accounts_of(r), accounts{"b"});
     EXPECT_EQ(r.size(), 1u);
+    // b's use was first seen by that sweep: idle from then, not from its creation.
+    EXPECT_EQ(r.evict_idle(idle / 2), 0u);
+    EXPECT_EQ(accounts_of(r), accounts{"b"});
 
     auto hc = r.get({"c", "m"});
     ASSERT_TRUE(hc);
@@ -472,6 +500,7 @@ TEST_F(KeyedIdle, AnEntryUsedBetweenSweepsIsNotEvictedAtTheNextSweep) {
     registry_t r = make_registry(opts(8));
     static_cast<void>(r.get({"a", "m"})); // used at t0
     static_cast<void>(r.get({"b", "m"})); // used at t0 only
+    EXPECT_EQ(r.evict_idle(), 0u);        // sees both uses: idle from t0
     clock.advance(idle / 2);
     EXPECT_EQ(r.get({"a", "m"}).status(), keyed_status::found); // used at t0 + idle/2
     clock.advance(idle / 2);
@@ -501,7 +530,7 @@ TEST_F(KeyedIdle, AHeldEntryIsNeverEvictedHoweverLong) {
     ASSERT_TRUE(h);
     EXPECT_EQ(&*r.find({"a", "m"}), at);
 
-    // Given back: idle from the last sweep that saw it held, evicted idle_after later.
+    // Given back: a use, which the next sweep sees; idle from then, evicted idle_after later.
     h.reset();
     EXPECT_EQ(r.evict_idle(), 0u);
     clock.advance(idle - 1ns);
@@ -511,15 +540,61 @@ TEST_F(KeyedIdle, AHeldEntryIsNeverEvictedHoweverLong) {
     EXPECT_EQ(r.size(), 0u);
 }
 
+TEST_F(KeyedIdle, AnEntryGivenBackAfterALongHoldIsNotEvictedAtTheFirstSweepAfter) {
+    // The hold is the use: it ends when the handle is given back, so the entry's idle time
+    // starts then (as seen by the next sweep), not at the last sweep that saw it held.
+    registry_t r = make_registry(opts(8));
+    const model_key k{"a", "m"};
+    auto h = r.get(k);
+    clock.advance(2 * idle);
+    EXPECT_EQ(r.evict_idle(), 0u); // during the hold: held, so in use (idle from now at most)
+    clock.advance(2 * idle);       // the last sweep saw it held 2 × idle_after ago
+
+    h.reset(); // given back at t0 + 4 × idle
+    const time_point released = clock.now();
+    auto s = stats_of(r, k);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->holders, 0u);
+    EXPECT_EQ(s->uses, 1u);
+    EXPECT_EQ(s->idle_for, 0ns); // used since the last sweep
+
+    // The first sweep right after: sees the use, evicts nothing, restarts the idle time.
+    EXPECT_EQ(r.evict_idle(), 0u);
+    EXPECT_EQ(r.size(), 1u);
+    EXPECT_EQ(accounts_of(r), accounts{"a"});
+    EXPECT_EQ(stats_of(r, k)->idle_for, 0ns);
+
+    // 1 ns short of idle_after after the release: idle that long, still there.
+    clock.advance(idle - 1ns);
+    EXPECT_EQ(stats_of(r, k)->idle_for, idle - 1ns);
+    EXPECT_EQ(r.size(), 1u);
+
+    // idle_after after the release: the second sweep evicts it.
+    clock.advance(1ns);
+    EXPECT_EQ(clock.now() - released, idle);
+    EXPECT_EQ(r.evict_idle(), 1u);
+    EXPECT_EQ(r.size(), 0u);
+    EXPECT_TRUE(accounts_of(r).empty());
+    EXPECT_FALSE(r.find(k));
+    // A new get makes a fresh entry.
+    auto again = r.get(k);
+    EXPECT_EQ(again.status(), keyed_status::created);
+    EXPECT_EQ(log.calls, 2);
+}
+
 TEST_F(KeyedIdle, EvictIdleWithADurationAndItsCount) {
+    // A sweep right after each use sees it: each entry is idle from its creation.
     registry_t r = make_registry(opts(8));
     static_cast<void>(r.get({"a", "m"})); // t0
     static_cast<void>(r.get({"b", "m"})); // t0
+    EXPECT_EQ(r.evict_idle(), 0u);
     clock.advance(1min);
     static_cast<void>(r.get({"c", "m"})); // t0 + 1 min
+    EXPECT_EQ(r.evict_idle(), 0u);
     clock.advance(1min);
     static_cast<void>(r.get({"d", "m"})); // t0 + 2 min
-    clock.advance(30s);                   // now t0 + 2.5 min
+    EXPECT_EQ(r.evict_idle(), 0u);
+    clock.advance(30s); // now t0 + 2.5 min
 
     EXPECT_EQ(r.evict_idle(3min), 0u);
     EXPECT_EQ(r.evict_idle(150s + 1ns), 0u);
@@ -528,6 +603,14 @@ TEST_F(KeyedIdle, EvictIdleWithADurationAndItsCount) {
     EXPECT_EQ(r.evict_idle(90s), 1u); // c
     EXPECT_EQ(accounts_of(r), accounts{"d"});
     EXPECT_EQ(r.evict_idle(0ns), 1u); // d: unused since its creation, idle 30 s ≥ 0
+    EXPECT_EQ(r.size(), 0u);
+    // Even with 0, however long ago: the sweep that first sees a use restarts the idle time
+    // and evicts nothing; the next sweep evicts.
+    static_cast<void>(r.get({"e", "m"}));
+    clock.advance(1h);
+    EXPECT_EQ(r.evict_idle(0ns), 0u);
+    EXPECT_EQ(accounts_of(r), accounts{"e"});
+    EXPECT_EQ(r.evict_idle(0ns), 1u);
     EXPECT_EQ(r.size(), 0u);
     // The options' idle_after is untouched by the overload.
     EXPECT_EQ(r.options().idle_after, idle);
@@ -551,7 +634,7 @@ TEST_F(KeyedIdle, AfterEvictionGetCreatesAFreshEntryThatForgetsTheTokensTaken) {
     clock.advance(1s);
     EXPECT_EQ(r.find(k)->governor.available<m::requests>(), 0u); // remembered while it lives
     clock.advance(1s);
-    EXPECT_EQ(r.evict_idle(1s), 0u); // the find above was a use: seen by this sweep
+    EXPECT_EQ(r.evict_idle(1s), 0u); // the find's handle given back was a use: seen now
     clock.advance(1s);
     EXPECT_EQ(r.evict_idle(1s), 1u);
 
@@ -563,20 +646,35 @@ TEST_F(KeyedIdle, AfterEvictionGetCreatesAFreshEntryThatForgetsTheTokensTaken) {
     // fresh entry starts full — a key evicted while its bucket was empty gets a whole
     // burst again. (idle_after should exceed the time a bucket takes to refill.)
     EXPECT_EQ(h->governor.available<m::requests>(), 10u);
-    const auto s = stats_of(r, k);
+    // Its statistics start afresh too: no use yet (the creator's counts when given back).
+    auto s = stats_of(r, k);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->uses, 0u);
+    EXPECT_EQ(s->holders, 1u);
+    h.reset();
+    s = stats_of(r, k);
     ASSERT_TRUE(s);
     EXPECT_EQ(s->uses, 1u);
-    EXPECT_EQ(s->holders, 1u);
+    EXPECT_EQ(s->holders, 0u);
 }
 
 TEST_F(KeyedIdle, EvictionSweepsOnlyWhenCalled) {
-    // Nothing is evicted by time alone: lookups and for_each never sweep.
+    // Nothing is evicted by time alone: lookups, releases and for_each never sweep.
     registry_t r = make_registry(opts(8));
     static_cast<void>(r.get({"a", "m"}));
+    EXPECT_EQ(r.evict_idle(), 0u);        // sees a's use: a is idle from t0
+    static_cast<void>(r.get({"b", "m"})); // b's use is not seen by any sweep yet
     clock.advance(100 * idle);
-    EXPECT_EQ(r.size(), 1u);
-    EXPECT_EQ(accounts_of(r), accounts{"a"});
+    EXPECT_EQ(r.size(), 2u);
+    EXPECT_EQ(accounts_of(r), (accounts{"a", "b"}));
+    EXPECT_EQ(stats_of(r, model_key{"a", "m"})->idle_for, 100 * idle);
+    EXPECT_EQ(stats_of(r, model_key{"b", "m"})->idle_for, 0ns); // used since the last sweep
+    // The first sweep evicts a; it is the first to see b's use, so b is idle from now.
     EXPECT_EQ(r.evict_idle(), 1u);
+    EXPECT_EQ(accounts_of(r), accounts{"b"});
+    clock.advance(idle);
+    EXPECT_EQ(r.evict_idle(), 1u);
+    EXPECT_EQ(r.size(), 0u);
 }
 
 // --- 6. for_each ------------------------------------------------------------------------------
@@ -599,29 +697,30 @@ TEST_F(KeyedForEach, VisitsEveryLiveEntryOnceWithKeyValueAndStats) {
         if (k.account() == "a") {
             EXPECT_EQ(&v, a_at);
             EXPECT_EQ(s.holders, 1u);
+            EXPECT_EQ(s.uses, 0u); // still held: not given back yet
         } else {
             EXPECT_EQ(s.holders, 0u);
+            EXPECT_EQ(s.uses, 1u); // the creator's handle, given back
         }
-        EXPECT_EQ(s.uses, 1u);
     });
     EXPECT_EQ(visits, 3);
     std::sort(seen.begin(), seen.end());
     EXPECT_EQ(seen, (accounts{"a", "b", "c"}));
 }
 
-TEST_F(KeyedForEach, UsesCountLookupsAndHoldersCountLiveHandles) {
+TEST_F(KeyedForEach, UsesCountHandlesGivenBackAndHoldersCountLiveHandles) {
     registry_t r = make_registry(opts(8));
     const model_key a{"a", "m"};
     const model_key b{"b", "m"};
-    auto ha1 = r.get(a); // a: 1 use, 1 holder
+    auto ha1 = r.get(a); // a: 0 uses (none given back yet), 1 holder
     static_cast<void>(r.get(b));
     static_cast<void>(r.get(b));
     static_cast<void>(r.get(b));
-    static_cast<void>(r.find(b)); // finds count as uses too: b has 4
+    static_cast<void>(r.find(b)); // a found handle given back counts too: b has 4
     auto sa = stats_of(r, a);
     auto sb = stats_of(r, b);
     ASSERT_TRUE(sa && sb);
-    EXPECT_EQ(sa->uses, 1u);
+    EXPECT_EQ(sa->uses, 0u);
     EXPECT_EQ(sa->holders, 1u);
     EXPECT_EQ(sb->uses, 4u);
     EXPECT_EQ(sb->holders, 0u);
@@ -629,11 +728,11 @@ TEST_F(KeyedForEach, UsesCountLookupsAndHoldersCountLiveHandles) {
     auto ha2 = r.get(a);
     auto ha3 = r.find(a);
     sa = stats_of(r, a);
-    EXPECT_EQ(sa->uses, 3u);
+    EXPECT_EQ(sa->uses, 0u); // lookups take holds; they count nothing until given back
     EXPECT_EQ(sa->holders, 3u);
     ha2.reset();
     sa = stats_of(r, a);
-    EXPECT_EQ(sa->uses, 3u);
+    EXPECT_EQ(sa->uses, 1u);
     EXPECT_EQ(sa->holders, 2u);
     ha1.reset();
     ha3.reset();
@@ -654,31 +753,43 @@ TEST_F(KeyedForEach, IdleForIsZeroInUseAndGrowsInVirtualTimeWhenIdle) {
     auto ha = r.get(a);          // held
     static_cast<void>(r.get(b)); // created at t0 ...
     static_cast<void>(r.get(c)); // created at t0, never used again
+    // Before any sweep, every entry counts as in use: b's and c's creators' handles were
+    // given back (uses) since the last sweep (none).
+    EXPECT_EQ(stats_of(r, b)->idle_for, 0ns);
+    EXPECT_EQ(stats_of(r, c)->idle_for, 0ns);
+    EXPECT_EQ(r.evict_idle(1h), 0u); // a sweep at t0: b and c idle from now
     clock.advance(5s);
     static_cast<void>(r.get(b)); // ... and used again at t0 + 5 s
     clock.advance(2s);           // t0 + 7 s
 
     EXPECT_EQ(stats_of(r, a)->idle_for, 0ns); // held
-    EXPECT_EQ(stats_of(r, b)->idle_for, 0ns); // used since the last sweep (none yet)
-    EXPECT_EQ(stats_of(r, c)->idle_for, 7s);  // idle since its creation
+    EXPECT_EQ(stats_of(r, b)->idle_for, 0ns); // used since the last sweep
+    EXPECT_EQ(stats_of(r, c)->idle_for, 7s);  // idle since the sweep after its creation
 
     EXPECT_EQ(r.evict_idle(1h), 0u); // a sweep: sees b's use, evicts nothing
     EXPECT_EQ(stats_of(r, b)->idle_for, 0ns);
     clock.advance(3s); // t0 + 10 s
     EXPECT_EQ(stats_of(r, a)->idle_for, 0ns);
     EXPECT_EQ(stats_of(r, b)->idle_for, 3s);  // idle since the sweep
-    EXPECT_EQ(stats_of(r, c)->idle_for, 10s); // still since its creation
-    clock.advance(20s);
+    EXPECT_EQ(stats_of(r, c)->idle_for, 10s); // still since t0
+    clock.advance(20s);                       // t0 + 30 s
     EXPECT_EQ(stats_of(r, b)->idle_for, 23s);
     EXPECT_EQ(stats_of(r, c)->idle_for, 30s);
 
-    // a given back: idle as of the last sweep that saw it held (none since it was made:
-    // the one above saw it held at t0 + 7 s).
+    // a given back after 30 s held: that is a use, so a is in use until the next sweep
+    // sees it (not idle since the last sweep that saw it held).
     ha.reset();
-    EXPECT_EQ(stats_of(r, a)->idle_for, 23s);
+    EXPECT_EQ(stats_of(r, a)->uses, 1u);
+    EXPECT_EQ(stats_of(r, a)->idle_for, 0ns);
+    EXPECT_EQ(r.evict_idle(1h), 0u); // sees a's use: a idle from t0 + 30 s
+    clock.advance(4s);               // t0 + 34 s
+    EXPECT_EQ(stats_of(r, a)->idle_for, 4s);
+    EXPECT_EQ(stats_of(r, b)->idle_for, 27s);
+    EXPECT_EQ(stats_of(r, c)->idle_for, 34s);
     // Used again: zero until the next sweep.
     static_cast<void>(r.get(c));
     EXPECT_EQ(stats_of(r, c)->idle_for, 0ns);
+    EXPECT_EQ(stats_of(r, a)->idle_for, 4s);
 }
 
 // --- 7. model_key -----------------------------------------------------------------------------
@@ -809,10 +920,22 @@ TEST(KeyedCustomKey, HashKeyEqualAndAPlainGovernorValue) {
     EXPECT_FALSE(r.find({3, 1}));
     EXPECT_EQ(r.size(), 3u);
 
-    const auto s = stats_of(r, account_model{1, 1}, account_model_equal{});
+    auto s = stats_of(r, account_model{1, 1}, account_model_equal{});
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->uses, 0u); // two holds, neither given back yet
+    EXPECT_EQ(s->holders, 2u);
+    again.reset();
+    s = stats_of(r, account_model{1, 1}, account_model_equal{});
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->uses, 1u);
+    EXPECT_EQ(s->holders, 1u);
+    h11.reset();
+    s = stats_of(r, account_model{1, 1}, account_model_equal{});
     ASSERT_TRUE(s);
     EXPECT_EQ(s->uses, 2u);
-    EXPECT_EQ(s->holders, 2u);
+    EXPECT_EQ(s->holders, 0u);
+    // The other entries were held, never given back: no uses.
+    EXPECT_EQ(stats_of(r, account_model{1, 2}, account_model_equal{})->uses, 0u);
 }
 
 /// Every key hashes alike: lookups must tell keys apart by KeyEqual alone.
@@ -845,7 +968,7 @@ TEST(KeyedCustomKey, KeysWithEqualHashesAreToldApartByKeyEqual) {
 
     // Evicting the first of the cluster (b and c stay held) leaves the others reachable.
     a.reset();
-    EXPECT_EQ(r.evict_idle(), 0u); // a sweep: takes note of every lookup so far
+    EXPECT_EQ(r.evict_idle(), 0u); // a sweep: takes note of every handle given back so far
     clock.advance(idle);
     EXPECT_EQ(r.evict_idle(), 1u); // a
     EXPECT_EQ(r.size(), 2u);
@@ -855,20 +978,24 @@ TEST(KeyedCustomKey, KeysWithEqualHashesAreToldApartByKeyEqual) {
 }
 
 TEST(KeyedCustomKey, LookupsOfAnotherKeyWithTheSameHashAreNotUses) {
-    // `uses` counts lookups *of the entry*; a lookup of a different key whose hash happens
-    // to be equal must not count, or it keeps an idle entry alive forever.
+    // `uses` counts handles *of the entry* given back; a lookup of a different key whose
+    // hash happens to be equal briefly holds the entry to compare keys, but must count no
+    // use, or it keeps an idle entry alive forever.
     manual_clock clock{t0};
     colliding_registry_t r(clock, {.max_keys = 4}, [&](const account_model&) {
         return gov_t(clock, q_req, q_prompt, q_other);
     });
     static_cast<void>(r.get({1, 1})); // created at t0, never used again
+    EXPECT_EQ(r.evict_idle(), 0u);    // sees the creator's use: idle from t0
+    clock.advance(idle / 2);
     for (int i = 0; i < 5; ++i)
         EXPECT_FALSE(r.find({9, 9})); // another key, absent, same hash
     const auto s = stats_of(r, account_model{1, 1}, account_model_equal{});
     ASSERT_TRUE(s);
     EXPECT_EQ(s->uses, 1u);
     EXPECT_EQ(s->holders, 0u);
-    clock.advance(idle);
+    EXPECT_EQ(s->idle_for, idle / 2); // not in use since the sweep
+    clock.advance(idle / 2);
     EXPECT_EQ(r.evict_idle(), 1u); // idle since t0: due now
     EXPECT_EQ(r.size(), 0u);
 }
@@ -949,15 +1076,18 @@ TEST_F(KeyedHandle, MoveConstructionTransfersTheHold) {
     EXPECT_EQ(&*h2, at);
     EXPECT_EQ(h2.status(), keyed_status::created);
     EXPECT_EQ(stats_of(r, k)->holders, 1u); // one holder, not two, not zero
-    EXPECT_EQ(stats_of(r, k)->uses, 1u);
+    EXPECT_EQ(stats_of(r, k)->uses, 0u);    // a move gives nothing back
 
     h1.reset(); // NOLINT(bugprone-use-after-move): resetting an empty handle does nothing
     EXPECT_EQ(stats_of(r, k)->holders, 1u);
+    EXPECT_EQ(stats_of(r, k)->uses, 0u);
     h2.reset();
     EXPECT_FALSE(h2);
     EXPECT_EQ(stats_of(r, k)->holders, 0u);
-    h2.reset(); // twice: nothing more given back
+    EXPECT_EQ(stats_of(r, k)->uses, 1u); // the one hold, given back once
+    h2.reset();                          // twice: nothing more given back
     EXPECT_EQ(stats_of(r, k)->holders, 0u);
+    EXPECT_EQ(stats_of(r, k)->uses, 1u);
 }
 
 TEST_F(KeyedHandle, MoveAssignmentReleasesTheOldAndTakesTheNew) {
@@ -1011,10 +1141,16 @@ TEST_F(KeyedHandle, AHandleMovedOutOfScopeKeepsTheEntryFromEviction) {
         outer = std::move(inner);
     } // inner destroyed empty: gives nothing back
     EXPECT_EQ(stats_of(r, model_key{"a", "m"})->holders, 1u);
+    EXPECT_EQ(stats_of(r, model_key{"a", "m"})->uses, 0u);
     clock.advance(10 * idle);
     EXPECT_EQ(r.evict_idle(), 0u);
-    outer.reset();
-    clock.advance(idle);
+    outer.reset(); // given back: a use
+    EXPECT_EQ(stats_of(r, model_key{"a", "m"})->holders, 0u);
+    EXPECT_EQ(stats_of(r, model_key{"a", "m"})->uses, 1u);
+    EXPECT_EQ(r.evict_idle(), 0u); // sees the use: idle from now
+    clock.advance(idle - 1ns);
+    EXPECT_EQ(r.evict_idle(), 0u);
+    clock.advance(1ns);
     EXPECT_EQ(r.evict_idle(), 1u);
 }
 
@@ -1038,6 +1174,11 @@ TEST_F(KeyedChurn, HundredThousandKeysThroughEvictIdle) {
         }
         ASSERT_LE(r.size(), 8u);
         if (r.size() == 8) {
+            // The 8 creators' handles were given back since the last sweep: however long
+            // ago, the first sweep to see those uses restarts their idle time and evicts
+            // nothing; idle_after later, all 8 go.
+            clock.advance(idle);
+            ASSERT_EQ(r.evict_idle(), 0u) << i;
             clock.advance(idle);
             const std::size_t e = r.evict_idle();
             ASSERT_EQ(e, 8u) << i;
@@ -1090,7 +1231,8 @@ TEST_F(KeyedChurn, HundredThousandKeysThroughEvictIdlest) {
     }
 
     // Then everything idles out: the registry is empty and still answers correctly. (The
-    // finds above were uses: a first sweep takes note of them.)
+    // finds above were uses — their handles were given back — and so was the last
+    // creator's: a first sweep takes note of them.)
     EXPECT_EQ(r.evict_idle(), 0u);
     clock.advance(idle);
     EXPECT_EQ(r.evict_idle(), 8u);
@@ -1402,6 +1544,21 @@ TEST_F(KeyedTable, OnCreateThatThrowsCreatesNothing) {
     auto h = r.get({"a", "m"});
     EXPECT_EQ(h.status(), keyed_status::created);
     EXPECT_EQ(r.size(), 1u);
+}
+
+TEST_F(KeyedTable, WithoutSweepsBetweenCreationsTheOldestCreatedGoesFirst) {
+    // No sweep between the creations: the sweep made when full sees all three used
+    // together, and ranks them by when they were idle before — creation order.
+    registry_t r = make_registry(opts(3));
+    for (const char* name : {"x", "y", "z"}) {
+        clock.advance(1s);
+        ASSERT_TRUE(r.get({name, "m"}));
+    }
+    clock.advance(1s);
+    ASSERT_EQ(r.get({"w", "m"}).status(), keyed_status::created);
+    EXPECT_FALSE(r.find({"x", "m"}));
+    EXPECT_TRUE(r.find({"y", "m"}));
+    EXPECT_TRUE(r.find({"z", "m"}));
 }
 
 } // namespace

@@ -220,6 +220,9 @@ class keyed {
         // Below: written under the registry mutex only.
         std::uint32_t seen_uses = 0;
         typename Clock::time_point idle_since{};
+        // The idle start before the last restart: between entries whose uses one sweep saw
+        // together, the one idle since earlier before was used least recently.
+        typename Clock::time_point idle_before{};
         std::size_t slot = 0;
         alignas(Key) unsigned char key_bytes[sizeof(Key)];
         alignas(Value) unsigned char value_bytes[sizeof(Value)];
@@ -496,6 +499,7 @@ private:
         n->hash.store(h, std::memory_order_relaxed);
         n->seen_uses = 0;
         n->idle_since = m_clock.now();
+        n->idle_before = n->idle_since;
         // Alive, with our holder. A stale lookup may hold the word for an
         // instant (it saw this node before its reuse, and lets go at once): wait it out.
         std::uint64_t s = n->state.load(std::memory_order_relaxed);
@@ -546,6 +550,7 @@ private:
             const auto uses = static_cast<std::uint32_t>(s >> 32);
             if ((s & holder_mask) != 0 || uses != n->seen_uses) {
                 n->seen_uses = uses; // in use since the last sweep: idle from now at most
+                n->idle_before = n->idle_since;
                 n->idle_since = now;
                 if ((s & holder_mask) != 0 || !one_idlest)
                     continue;
@@ -557,8 +562,10 @@ private:
             }
         }
         // The idlest first; if a lookup takes it before the CAS, the next idlest, and so on.
-        std::sort(m_candidates.begin(), m_candidates.end(),
-                  [](const node* a, const node* b) { return a->idle_since < b->idle_since; });
+        std::sort(m_candidates.begin(), m_candidates.end(), [](const node* a, const node* b) {
+            return a->idle_since != b->idle_since ? a->idle_since < b->idle_since
+                                                  : a->idle_before < b->idle_before;
+        });
         for (node* c : m_candidates) {
             if (try_evict(*c)) {
                 ++evicted;
