@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <optional>
 #include <ostream>
 #include <stdexcept>
@@ -1559,6 +1560,37 @@ TEST_F(KeyedTable, WithoutSweepsBetweenCreationsTheOldestCreatedGoesFirst) {
     EXPECT_FALSE(r.find({"x", "m"}));
     EXPECT_TRUE(r.find({"y", "m"}));
     EXPECT_TRUE(r.find({"z", "m"}));
+}
+
+// Lookups never take the registry's mutex: with the mutex held (inside a for_each callback),
+// a find of a present or an absent key and a get of a present key still return.
+TEST_F(KeyedTable, LookupsDoNotWaitForTheMutex) {
+    registry_t r = make_registry(opts(4));
+    ASSERT_TRUE(r.get({"present", "m"}));
+    std::future<bool> lookups; // outlives the callback: a blocked lookup cannot deadlock it
+    std::future_status status = std::future_status::deferred;
+    r.for_each([&](const model_key&, const limits_t&, const stats_t&) {
+        lookups = std::async(std::launch::async, [&] {
+            const bool present = static_cast<bool>(r.find({"present", "m"}));
+            const bool absent = static_cast<bool>(r.find({"absent", "m"}));
+            const auto got = r.get({"present", "m"}).status();
+            return present && !absent && got == keyed_status::found;
+        });
+        status = lookups.wait_for(10s); // generous: only checks that they end meanwhile
+    });
+    EXPECT_EQ(status, std::future_status::ready);
+    EXPECT_TRUE(lookups.get());
+}
+
+// A call names its key by anything convertible to the key type (a literal for a string key).
+TEST_F(KeyedCall, KeyConvertsAtTheCall) {
+    rategov::keyed<std::string, gov_t, manual_clock> r(clock, opts(4), [this](const std::string&) {
+        return gov_t(clock, q_req, q_prompt, q_other);
+    });
+    fake_transport t;
+    auto res = rategov::call(r, "acct-1", req, estimate, t);
+    EXPECT_EQ(res.status, call_status::success);
+    EXPECT_TRUE(r.find("acct-1"));
 }
 
 } // namespace

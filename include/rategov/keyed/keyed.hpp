@@ -34,6 +34,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cassert>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
@@ -195,6 +196,10 @@ struct keyed_stats {
 ///
 /// `Value` is built in place from the factory's return value (guaranteed copy elision:
 /// `Value` need not be movable — a governor is not).
+///
+/// The factory, `on_create`, a `for_each` callback and `Value`'s destructor run under the
+/// registry's mutex: they must not call `get`, `evict_idle` or `for_each` on the same
+/// registry (`find` is safe). `Hash` and `KeyEqual` must not throw.
 template <class Key, class Value, class Clock = steady_clock, class Hash = std::hash<Key>,
           class KeyEqual = std::equal_to<Key>>
 class keyed {
@@ -330,12 +335,15 @@ public:
     keyed(const keyed&) = delete;
     keyed& operator=(const keyed&) = delete;
 
-    /// Destroys every entry. No handle may be alive.
+    /// Destroys every entry. No handle may be alive (checked by `assert`).
     ~keyed() {
         for (std::size_t i = 0; i <= m_mask; ++i) {
             node* n = m_slots[i].load(std::memory_order_relaxed);
-            if (n != nullptr && n != tombstone())
+            if (n != nullptr && n != tombstone()) {
+                assert((n->state.load(std::memory_order_acquire) & holder_mask) == 0 &&
+                       "rategov::keyed destroyed while a handle holds an entry");
                 destroy(*n);
+            }
         }
     }
 
@@ -344,20 +352,14 @@ public:
     /// \throws whatever the factory throws (nothing is created then).
     [[nodiscard]] handle get(const Key& key) {
         const std::size_t h = m_hash(key);
-        if (node* n = lookup(key, h))
+        if (node* n = settled_lookup(key, h))
             return handle(n, keyed_status::found);
         return create(key, h);
     }
 
-    /// The entry of `key` if it exists; never creates. A hit is lock-free and
-    /// allocation-free; a miss is confirmed under the registry's mutex.
+    /// The entry of `key` if it exists; never creates. Takes no lock and allocates nothing.
     [[nodiscard]] handle find(const Key& key) const {
-        const std::size_t h = m_hash(key);
-        if (node* n = lookup(key, h))
-            return handle(n, keyed_status::found);
-        // A miss is confirmed under the mutex: the table may have been rebuilt meanwhile.
-        std::lock_guard lock(m_mutex);
-        node* n = lookup(key, h);
+        node* n = settled_lookup(key, m_hash(key));
         return n != nullptr ? handle(n, keyed_status::found) : handle();
     }
 
@@ -441,6 +443,26 @@ private:
         return reinterpret_cast<node*>(std::uintptr_t{alignof(node)}); // never dereferenced
     }
 
+    /// `lookup`, with a miss trusted only if no rebuild ran meanwhile (a rebuild moves
+    /// entries: a lookup may pass an entry's new place before it gets there). Waits out a
+    /// rebuild in progress — a walk over the slots, no user code.
+    [[nodiscard]] node* settled_lookup(const Key& key, std::size_t h) const noexcept {
+        for (;;) {
+            // acquire: pairs with the release that ends a rebuild: its placements are seen.
+            const std::uint64_t before = m_rebuilds.load(std::memory_order_acquire);
+            if ((before & 1) != 0) {
+                std::this_thread::yield();
+                continue;
+            }
+            if (node* n = lookup(key, h))
+                return n;
+            // After the slot loads (acquire: later loads stay after them). A slot emptied by
+            // a rebuild was written after the rebuild's first increment: seen here.
+            if (m_rebuilds.load(std::memory_order_acquire) == before)
+                return nullptr;
+        }
+    }
+
     /// Finds `key` and takes a holder on it; nullptr if absent.
     [[nodiscard]] node* lookup(const Key& key, std::size_t h) const noexcept {
         std::size_t i = h & m_mask;
@@ -452,8 +474,10 @@ private:
                 return nullptr;
             if (n == tombstone() || n->hash.load(std::memory_order_relaxed) != h)
                 continue;
-            // acq_rel: acquire pairs with the publication and the evictor's CAS; release
-            // orders this claim before our use. (The use is counted when the hold ends.)
+            // acq_rel: acquire pairs with the publication (and the CAS that made the entry
+            // alive), so that the key and value we read next are the entry's; release keeps
+            // the hold in the release sequence that the evictor's CAS reads. (The use is
+            // counted when the hold ends.)
             const std::uint64_t s = n->state.fetch_add(one_holder, std::memory_order_acq_rel);
             if ((s & dead_bit) == 0 && m_equal(n->key(), key))
                 return n;
@@ -555,19 +579,22 @@ private:
                 if ((s & holder_mask) != 0 || !one_idlest)
                     continue;
             }
+            // Evicted only from the very word judged here: a hold taken and given back since
+            // changes the uses, and the eviction's CAS fails.
             if (one_idlest) {
-                m_candidates.push_back(n);
+                m_candidates.emplace_back(n, s);
             } else if (now - n->idle_since >= idle_after) {
-                evicted += try_evict(*n) ? 1U : 0U;
+                evicted += try_evict(*n, s) ? 1U : 0U;
             }
         }
         // The idlest first; if a lookup takes it before the CAS, the next idlest, and so on.
-        std::sort(m_candidates.begin(), m_candidates.end(), [](const node* a, const node* b) {
-            return a->idle_since != b->idle_since ? a->idle_since < b->idle_since
-                                                  : a->idle_before < b->idle_before;
+        std::sort(m_candidates.begin(), m_candidates.end(), [](const auto& a, const auto& b) {
+            return a.first->idle_since != b.first->idle_since
+                       ? a.first->idle_since < b.first->idle_since
+                       : a.first->idle_before < b.first->idle_before;
         });
-        for (node* c : m_candidates) {
-            if (try_evict(*c)) {
+        for (const auto& [c, seen] : m_candidates) {
+            if (try_evict(*c, seen)) {
                 ++evicted;
                 break;
             }
@@ -577,16 +604,17 @@ private:
         return evicted;
     }
 
-    /// Under the mutex: evicts `n` if it has no holder, in one CAS that also marks it dead.
-    bool try_evict(node& n) {
-        std::uint64_t s = n.state.load(std::memory_order_relaxed);
+    /// Under the mutex: evicts `n` if its state word is still `seen` (no holder, no use
+    /// since), in one CAS that also marks it dead.
+    bool try_evict(node& n, std::uint64_t seen) {
+        std::uint64_t s = seen;
         if ((s & holder_mask) != 0)
             return false;
         // acq_rel: acquire pairs with the release of the last holder's give-back, so that
         // its uses of the value happen before the destruction below.
         if (!n.state.compare_exchange_strong(s, s | dead_bit, std::memory_order_acq_rel,
                                              std::memory_order_relaxed))
-            return false; // taken meanwhile
+            return false; // taken (or used) meanwhile
         m_slots[n.slot].store(tombstone(), std::memory_order_release);
         ++m_tombstones;
         // Tombstones at the end of a probe sequence can become empty again: nothing lies
@@ -606,9 +634,12 @@ private:
 
     /// Under the mutex: clears the tombstones by placing every entry again, so that at least
     /// a quarter of the slots stay empty and probes stay short. A lookup running meanwhile
-    /// may miss an entry that moves: `get` and `find` confirm every miss under the mutex,
-    /// and a hit is always right (it checks the key on the entry it holds).
+    /// may miss an entry that moves: `settled_lookup` then looks again; a hit is always
+    /// right (it checks the key on the entry it holds).
     void rebuild() {
+        // relaxed: the release stores of the slots below carry this increment to a lookup
+        // that reads one of them.
+        m_rebuilds.fetch_add(1, std::memory_order_relaxed);
         std::vector<node*> live;
         live.reserve(m_size.load(std::memory_order_relaxed));
         for (std::size_t i = 0; i <= m_mask; ++i) {
@@ -620,6 +651,8 @@ private:
         m_tombstones = 0;
         for (node* n : live)
             place(*n);
+        // release: a lookup that reads the even count sees every entry placed again.
+        m_rebuilds.fetch_add(1, std::memory_order_release);
     }
 
     /// Under the mutex: puts `n` at the first free slot of its probe sequence.
@@ -657,7 +690,10 @@ private:
     mutable std::mutex m_mutex;
     std::vector<std::unique_ptr<node>> m_nodes; // every node ever made (never freed early)
     std::vector<node*> m_spare;                 // evicted nodes, to reuse
-    std::vector<node*> m_candidates;            // sweep's scratch (under the mutex)
+    std::vector<std::pair<node*, std::uint64_t>> m_candidates; // sweep's scratch (under the mutex)
+    // Rebuilds so far, times two; odd while one runs. A lookup that misses during a rebuild
+    // (an entry being moved) looks again instead of trusting the miss.
+    std::atomic<std::uint64_t> m_rebuilds{0};
 };
 
 namespace keyed_detail {
@@ -686,9 +722,9 @@ using governor_t = std::remove_cvref_t<decltype(governor_of(std::declval<V&>()))
 /// \endcode
 template <class K, class V, class C, class H, class E, class Request, class Transport,
           class Options = call_options<keyed_detail::governor_t<V>>>
-auto call(keyed<K, V, C, H, E>& registry, const K& key, const Request& request,
-          const typename keyed_detail::governor_t<V>::cost_type& estimate, Transport&& transport,
-          Options options = {}) {
+auto call(keyed<K, V, C, H, E>& registry, const std::type_identity_t<K>& key,
+          const Request& request, const typename keyed_detail::governor_t<V>::cost_type& estimate,
+          Transport&& transport, Options options = {}) {
     auto h = registry.get(key);
     using gov_t = std::remove_cvref_t<decltype(keyed_detail::governor_of(*h))>;
     using result_t = decltype(call(keyed_detail::governor_of(*h), request, estimate,
