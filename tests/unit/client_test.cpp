@@ -1276,4 +1276,36 @@ TEST(StoppableSleepRegression, RealClockTowardTheEndOfTimeEndsOnStop) {
     EXPECT_LT(std::chrono::steady_clock::now() - start, 10s); // generous: only that it ends
 }
 
+// A retry paid for and then never sent (the call cancelled during its backoff) is given
+// back to the budget.
+TEST_F(Regression, CancelledDuringBackoffGivesTheRetryBack) {
+    bo::retry_budget budget(0.0, 5, 5); // no deposits: only spends and give-backs move it
+    auto o = seeded();
+    o.budget = &budget;
+    o.backoff = bo::constant(10s);
+    {
+        rategov::call_machine<gov_t> mach(gov, estimate, o);
+        ASSERT_EQ(mach.next().what, action_r::send);
+        mach.on_response(reply(503));
+        EXPECT_EQ(budget.available(), 4u); // spent for the retry
+        ASSERT_EQ(mach.next().what, action_r::wait);
+        mach.cancel();
+        EXPECT_EQ(mach.result().status, call_status::cancelled);
+        EXPECT_EQ(budget.available(), 5u);
+    }
+    {
+        auto mach = std::make_unique<rategov::call_machine<gov_t>>(gov, estimate, o);
+        ASSERT_EQ(mach->next().what, action_r::send);
+        mach->on_response(reply(503));
+        EXPECT_EQ(budget.available(), 4u);
+        mach.reset(); // destroyed during the backoff
+        EXPECT_EQ(budget.available(), 5u);
+    }
+    bo::retry_budget capped(0.0, 3, 3);
+    capped.give_back(fb::outcome::load_shed); // never above max
+    EXPECT_EQ(capped.available(), 3u);
+    capped.give_back(fb::outcome::fatal); // never spent: nothing to give back
+    EXPECT_EQ(capped.available(), 3u);
+}
+
 } // namespace regressions

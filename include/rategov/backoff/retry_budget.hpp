@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <rategov/config.hpp>
@@ -70,37 +71,21 @@ public:
     retry_budget& operator=(const retry_budget&) = delete;
 
     /// Records one call (its first attempt): deposits `ratio` of a retry, up to `max`.
-    void on_call() noexcept {
-        if (m_deposit == 0)
-            return;
-        // relaxed: the balance is a counter; no other memory is published through it.
-        std::uint64_t b = m_balance.load(std::memory_order_relaxed);
-        while (b < m_max) {
-            const std::uint64_t next = m_max - b > m_deposit ? b + m_deposit : m_max;
-            if (m_balance.compare_exchange_weak(b, next, std::memory_order_relaxed))
-                return;
-        }
-    }
+    void on_call() noexcept { deposit(m_deposit); }
 
     /// Withdraws the cost of one retry after a failure of kind `why`; false (nothing
     /// withdrawn) when the balance is short. Success, fatal and quota-exhausted outcomes are
     /// never retried: false.
     [[nodiscard]] bool try_spend(feedback::outcome why) noexcept {
-        std::uint64_t cost = 0;
-        switch (why) {
-        case feedback::outcome::over_limit:
-            cost = m_costs.over_limit;
-            break;
-        case feedback::outcome::load_shed:
-            cost = m_costs.load_shed;
-            break;
-        case feedback::outcome::retryable:
-            cost = m_costs.retryable;
-            break;
-        default:
-            return false;
-        }
-        return try_spend_units(cost * unit);
+        const std::optional<std::uint64_t> cost = cost_of(why);
+        return cost && try_spend_units(*cost * unit);
+    }
+
+    /// Gives back what `try_spend(why)` took, for a retry that was never sent (its call was
+    /// cancelled during the backoff), up to `max`.
+    void give_back(feedback::outcome why) noexcept {
+        if (const std::optional<std::uint64_t> cost = cost_of(why))
+            deposit(*cost * unit);
     }
 
     /// Withdraws `n` retries; false (nothing withdrawn) when the balance is short.
@@ -116,6 +101,32 @@ public:
 private:
     static constexpr std::uint64_t unit = 1'000'000; // micro-retries: 2^40 retries fit
     static constexpr std::uint64_t max_retries = std::uint64_t{1} << 40;
+
+    [[nodiscard]] std::optional<std::uint64_t> cost_of(feedback::outcome why) const noexcept {
+        switch (why) {
+        case feedback::outcome::over_limit:
+            return m_costs.over_limit;
+        case feedback::outcome::load_shed:
+            return m_costs.load_shed;
+        case feedback::outcome::retryable:
+            return m_costs.retryable;
+        default:
+            return std::nullopt; // never retried
+        }
+    }
+
+    /// Adds `units` to the balance, up to `max`.
+    void deposit(std::uint64_t units) noexcept {
+        if (units == 0)
+            return;
+        // relaxed: the balance is a counter; no other memory is published through it.
+        std::uint64_t b = m_balance.load(std::memory_order_relaxed);
+        while (b < m_max) {
+            const std::uint64_t next = m_max - b > units ? b + units : m_max;
+            if (m_balance.compare_exchange_weak(b, next, std::memory_order_relaxed))
+                return;
+        }
+    }
 
     bool try_spend_units(std::uint64_t cost) noexcept {
         std::uint64_t b = m_balance.load(std::memory_order_relaxed);

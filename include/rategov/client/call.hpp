@@ -235,6 +235,8 @@ public:
     ~call_machine() {
         if (m_phase == phase::sending)
             settle_as(m_options.if_unknown);
+        if (m_phase == phase::backoff && m_options.budget != nullptr && m_summary.last_outcome)
+            m_options.budget->give_back(*m_summary.last_outcome); // a retry never sent
         // An unsent reservation is refunded by its own drop policy... unless the governor's
         // policy keeps it: an unsent request used nothing, so cancel explicitly.
         if (m_reservation)
@@ -416,8 +418,11 @@ private:
     void finish(call_status s, time_point now) noexcept {
         if (m_phase == phase::acquire || m_phase == phase::holding) // waited, never sent
             m_summary.waited += now - m_phase_began;
-        if (m_phase == phase::backoff)
+        if (m_phase == phase::backoff) {
             m_summary.backed_off += now - m_phase_began;
+            if (m_options.budget != nullptr && m_summary.last_outcome) // a retry never sent
+                m_options.budget->give_back(*m_summary.last_outcome);
+        }
         if (m_reservation && m_phase != phase::sending)
             m_reservation->cancel();
         m_reservation.reset();
