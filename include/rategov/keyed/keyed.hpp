@@ -16,14 +16,17 @@
 /// \endcode
 ///
 /// **How it is safe.** Lookups of an existing key take no lock and allocate nothing: a hash,
-/// a probe of an open-addressing table and one atomic add on the entry's state word, which
-/// counts the handles that hold it (and its uses, for idleness). Creating and evicting
-/// entries take a mutex that lookups never take. An entry is evicted only by a
-/// compare-and-swap that finds no holder and marks it dead in the same word, so a handle
+/// a probe of an open-addressing table and one atomic add on the entry's state, which
+/// counts the handles that hold it (and, as they are given back, its uses, for idleness).
+/// The state is striped over four cache lines, one chosen per thread, so that threads
+/// looking up the same key do not contend. Creating and evicting entries take a mutex that
+/// lookups never take. An entry is evicted only by compare-and-swaps that find no holder
+/// and mark it dead, stripe by stripe, each from the word the sweep judged idle (a hold
+/// taken meanwhile fails one, and the stripes already marked come alive again), so a handle
 /// never outlives its entry, and a lookup that races with the eviction sees "dead" in the
-/// word it just added to and walks on. The memory of an evicted entry is never returned
+/// word it just added to and looks again. The memory of an evicted entry is never returned
 /// while the registry lives — it is reused for a later key — so a lookup that still holds
-/// its address reads valid memory (the state word) and finds it dead or another key's.
+/// its address reads valid memory (a state word) and finds it dead or another key's.
 ///
 /// Why reference counts rather than hazard pointers or epochs: a caller holds an entry for
 /// a whole call (seconds, across retries), not for a short critical section; a count
@@ -33,6 +36,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <chrono>
@@ -211,16 +215,24 @@ class keyed {
                   "rategov: keyed needs KeyEqual callable as `bool(const Key&, const Key&)`; "
                   "define operator== for Key or pass a KeyEqual type.");
 
-    // The state word of an entry: [uses:32 | holders:31 | dead:1]. A use is counted when a
-    // handle is given back.
+    // An entry's state is kept in `stripes` words, each on a cache line of its own:
+    // [uses:32 | holders:31 | dead:1]. A thread takes and gives back its holds on one stripe
+    // (chosen per thread), so that threads looking up the same key do not share a line; the
+    // entry is dead when every stripe is. A use is counted when a handle is given back.
+    static constexpr unsigned stripes = 4;
     static constexpr std::uint64_t dead_bit = 1;
     static constexpr std::uint64_t one_holder = 2;
     static constexpr std::uint64_t holder_mask = (std::uint64_t{1} << 32) - 2;
     static constexpr std::uint64_t one_use = std::uint64_t{1} << 32;
 
+    struct alignas(RATEGOV_CACHE_LINE) stripe {
+        std::atomic<std::uint64_t> word{dead_bit};
+    };
+    using words = std::array<std::uint64_t, stripes>;
+
     struct node {
-        // (a) the state word: holders, uses, dead. See the file comment.
-        alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> state{dead_bit};
+        // The state, striped (see above). See the file comment for the protocol.
+        stripe state[stripes];
         std::atomic<std::size_t> hash{0}; // read before the state: a filter only
         // Below: written under the registry mutex only.
         std::uint32_t seen_uses = 0;
@@ -238,7 +250,35 @@ class keyed {
         [[nodiscard]] Value& value() noexcept {
             return *std::launder(reinterpret_cast<Value*>(value_bytes));
         }
+        /// Every stripe's word, each read once.
+        [[nodiscard]] words read(std::memory_order order) const noexcept {
+            words w{};
+            for (unsigned k = 0; k < stripes; ++k)
+                w[k] = state[k].word.load(order);
+            return w;
+        }
     };
+    [[nodiscard]] static std::uint32_t holders_of(const words& w) noexcept {
+        std::uint64_t h = 0;
+        for (const std::uint64_t x : w)
+            h += (x & holder_mask) >> 1;
+        return static_cast<std::uint32_t>(h);
+    }
+    [[nodiscard]] static std::uint32_t uses_of(const words& w) noexcept {
+        std::uint32_t u = 0;
+        for (const std::uint64_t x : w)
+            u += static_cast<std::uint32_t>(x >> 32); // modulo 2^32
+        return u;
+    }
+
+    /// This thread's stripe: the first threads get distinct ones.
+    [[nodiscard]] static unsigned my_stripe() noexcept {
+        static std::atomic<unsigned> next{0};
+        thread_local unsigned mine = stripes; // constant-initialised: no guard on the hot path
+        if (mine == stripes)
+            mine = next.fetch_add(1, std::memory_order_relaxed) % stripes; // relaxed: a count
+        return mine;
+    }
 
 public:
     using key_type = Key;
@@ -254,11 +294,13 @@ public:
         handle() = default;
         handle(handle&& o) noexcept
             : m_node(std::exchange(o.m_node, nullptr))
+            , m_stripe(o.m_stripe)
             , m_status(o.m_status) {}
         handle& operator=(handle&& o) noexcept {
             if (this != &o) {
                 release();
                 m_node = std::exchange(o.m_node, nullptr);
+                m_stripe = o.m_stripe;
                 m_status = o.m_status;
             }
             return *this;
@@ -280,8 +322,9 @@ public:
 
     private:
         friend keyed;
-        handle(node* n, keyed_status s) noexcept
+        handle(node* n, unsigned stripe_index, keyed_status s) noexcept
             : m_node(n)
+            , m_stripe(stripe_index)
             , m_status(s) {}
         void release() noexcept {
             // One add gives the hold back and counts a use: an entry is in use until it is
@@ -289,9 +332,11 @@ public:
             // release: our uses of the value happen before an evictor's CAS (acquire) that
             // sees no holder and destroys it.
             if (m_node != nullptr)
-                m_node->state.fetch_add(one_use - one_holder, std::memory_order_release);
+                m_node->state[m_stripe].word.fetch_add(one_use - one_holder,
+                                                       std::memory_order_release);
         }
         node* m_node = nullptr;
+        unsigned m_stripe = 0; // the stripe of the hold (the handle may move to a thread)
         keyed_status m_status = keyed_status::absent;
     };
 
@@ -340,7 +385,7 @@ public:
         for (std::size_t i = 0; i <= m_mask; ++i) {
             node* n = m_slots[i].load(std::memory_order_relaxed);
             if (n != nullptr && n != tombstone()) {
-                assert((n->state.load(std::memory_order_acquire) & holder_mask) == 0 &&
+                assert(holders_of(n->read(std::memory_order_acquire)) == 0 &&
                        "rategov::keyed destroyed while a handle holds an entry");
                 destroy(*n);
             }
@@ -352,15 +397,17 @@ public:
     /// \throws whatever the factory throws (nothing is created then).
     [[nodiscard]] handle get(const Key& key) {
         const std::size_t h = m_hash(key);
-        if (node* n = settled_lookup(key, h))
-            return handle(n, keyed_status::found);
-        return create(key, h);
+        const unsigned k = my_stripe();
+        if (node* n = settled_lookup(key, h, k))
+            return handle(n, k, keyed_status::found);
+        return create(key, h, k);
     }
 
     /// The entry of `key` if it exists; never creates. Takes no lock and allocates nothing.
     [[nodiscard]] handle find(const Key& key) const {
-        node* n = settled_lookup(key, m_hash(key));
-        return n != nullptr ? handle(n, keyed_status::found) : handle();
+        const unsigned k = my_stripe();
+        node* n = settled_lookup(key, m_hash(key), k);
+        return n != nullptr ? handle(n, k, keyed_status::found) : handle();
     }
 
     /// Evicts the entries without holders that were not used for `idle_after` (as judged
@@ -382,14 +429,13 @@ public:
             node* n = m_slots[i].load(std::memory_order_relaxed);
             if (n == nullptr || n == tombstone())
                 continue;
-            const std::uint64_t s = n->state.load(std::memory_order_acquire);
-            const auto holders = static_cast<std::uint32_t>((s & holder_mask) >> 1);
+            const words w = n->read(std::memory_order_acquire);
+            const std::uint32_t holders = holders_of(w);
+            const std::uint32_t uses = uses_of(w);
             const duration idle =
-                holders == 0 && static_cast<std::uint32_t>(s >> 32) == n->seen_uses
-                    ? now - n->idle_since
-                    : duration::zero();
+                holders == 0 && uses == n->seen_uses ? now - n->idle_since : duration::zero();
             f(static_cast<const Key&>(n->key()), static_cast<const Value&>(n->value()),
-              stats_type{static_cast<std::uint32_t>(s >> 32), holders, idle});
+              stats_type{uses, holders, idle});
         }
     }
 
@@ -446,7 +492,7 @@ private:
     /// `lookup`, with a miss trusted only if no rebuild ran meanwhile (a rebuild moves
     /// entries: a lookup may pass an entry's new place before it gets there). Waits out a
     /// rebuild in progress — a walk over the slots, no user code.
-    [[nodiscard]] node* settled_lookup(const Key& key, std::size_t h) const noexcept {
+    [[nodiscard]] node* settled_lookup(const Key& key, std::size_t h, unsigned k) const noexcept {
         for (;;) {
             // acquire: pairs with the release that ends a rebuild: its placements are seen.
             const std::uint64_t before = m_rebuilds.load(std::memory_order_acquire);
@@ -454,7 +500,7 @@ private:
                 std::this_thread::yield();
                 continue;
             }
-            if (node* n = lookup(key, h))
+            if (node* n = lookup(key, h, k))
                 return n;
             // After the slot loads (acquire: later loads stay after them). A slot emptied by
             // a rebuild was written after the rebuild's first increment: seen here.
@@ -463,8 +509,8 @@ private:
         }
     }
 
-    /// Finds `key` and takes a holder on it; nullptr if absent.
-    [[nodiscard]] node* lookup(const Key& key, std::size_t h) const noexcept {
+    /// Finds `key` and takes a holder on it, on stripe k; nullptr if absent.
+    [[nodiscard]] node* lookup(const Key& key, std::size_t h, unsigned k) const noexcept {
         std::size_t i = h & m_mask;
         for (std::size_t probes = 0; probes <= m_mask; ++probes, i = (i + 1) & m_mask) {
             // acquire: pairs with the release store that published the entry, so that its
@@ -478,23 +524,24 @@ private:
             // alive), so that the key and value we read next are the entry's; release keeps
             // the hold in the release sequence that the evictor's CAS reads. (The use is
             // counted when the hold ends.)
-            const std::uint64_t s = n->state.fetch_add(one_holder, std::memory_order_acq_rel);
+            std::atomic<std::uint64_t>& word = n->state[k].word;
+            const std::uint64_t s = word.fetch_add(one_holder, std::memory_order_acq_rel);
             if ((s & dead_bit) == 0 && m_equal(n->key(), key))
                 return n;
             // Dead (being evicted or reused) or another key with the same hash: let go, with
             // no use counted (a lookup of another key is no use of this one).
-            n->state.fetch_sub(one_holder, std::memory_order_release);
+            word.fetch_sub(one_holder, std::memory_order_release);
         }
         return nullptr;
     }
 
-    handle create(const Key& key, std::size_t h) {
+    handle create(const Key& key, std::size_t h, unsigned k) {
         std::lock_guard lock(m_mutex);
-        if (node* n = lookup(key, h)) // made by another thread meanwhile
-            return handle(n, keyed_status::found);
+        if (node* n = lookup(key, h, k)) // made by another thread meanwhile
+            return handle(n, k, keyed_status::found);
         if (m_size.load(std::memory_order_relaxed) >= m_options.max_keys) {
             if (m_options.full == when_full::refuse)
-                return handle(nullptr, keyed_status::full);
+                return handle(nullptr, k, keyed_status::full);
             // A lookup (of this key or of another with the same hash) may hold an entry for
             // an instant while the sweep looks: sweep again, a few times, before refusing.
             bool evicted = false;
@@ -504,7 +551,7 @@ private:
                 evicted = sweep(m_options.idle_after, true) != 0;
             }
             if (!evicted)
-                return handle(nullptr, keyed_status::full);
+                return handle(nullptr, k, keyed_status::full);
         }
         node* n = spare_node();
         try {
@@ -524,29 +571,34 @@ private:
         n->seen_uses = 0;
         n->idle_since = m_clock.now();
         n->idle_before = n->idle_since;
-        // Alive, with our holder. A stale lookup may hold the word for an
+        // Alive, with our holder on our stripe. A stale lookup may hold a word for an
         // instant (it saw this node before its reuse, and lets go at once): wait it out.
-        std::uint64_t s = n->state.load(std::memory_order_relaxed);
-        for (;;) {
-            if ((s & holder_mask) != 0) {
-                std::this_thread::yield();
-                s = n->state.load(std::memory_order_relaxed);
-                continue;
-            }
-            if (n->state.compare_exchange_weak(s, one_holder, std::memory_order_release,
+        for (unsigned j = 0; j < stripes; ++j) {
+            std::atomic<std::uint64_t>& word = n->state[j].word;
+            std::uint64_t s = word.load(std::memory_order_relaxed);
+            for (;;) {
+                if ((s & holder_mask) != 0) {
+                    std::this_thread::yield();
+                    s = word.load(std::memory_order_relaxed);
+                    continue;
+                }
+                // release: a lookup that finds the entry alive (acquire) sees it built.
+                if (word.compare_exchange_weak(s, j == k ? one_holder : 0,
+                                               std::memory_order_release,
                                                std::memory_order_relaxed))
-                break;
+                    break;
+            }
         }
         place(*n); // the first free place of its probe sequence (a tombstone or empty)
         m_size.fetch_add(1, std::memory_order_relaxed);
-        return handle(n, keyed_status::created);
+        return handle(n, k, keyed_status::created);
     }
 
     /// A node to build an entry in: a spare one whose stale holders are gone, or a new one.
     node* spare_node() {
         for (std::size_t j = m_spare.size(); j-- > 0;) {
             node* n = m_spare[j];
-            if ((n->state.load(std::memory_order_relaxed) & holder_mask) == 0) {
+            if (holders_of(n->read(std::memory_order_relaxed)) == 0) {
                 m_spare[j] = m_spare.back();
                 m_spare.pop_back();
                 return n;
@@ -570,16 +622,17 @@ private:
             node* n = m_slots[i].load(std::memory_order_relaxed);
             if (n == nullptr || n == tombstone())
                 continue;
-            const std::uint64_t s = n->state.load(std::memory_order_relaxed);
-            const auto uses = static_cast<std::uint32_t>(s >> 32);
-            if ((s & holder_mask) != 0 || uses != n->seen_uses) {
+            const words s = n->read(std::memory_order_relaxed);
+            const std::uint32_t uses = uses_of(s);
+            const bool held = holders_of(s) != 0;
+            if (held || uses != n->seen_uses) {
                 n->seen_uses = uses; // in use since the last sweep: idle from now at most
                 n->idle_before = n->idle_since;
                 n->idle_since = now;
-                if ((s & holder_mask) != 0 || !one_idlest)
+                if (held || !one_idlest)
                     continue;
             }
-            // Evicted only from the very word judged here: a hold taken and given back since
+            // Evicted only from the very words judged here: a hold taken and given back since
             // changes the uses, and the eviction's CAS fails.
             if (one_idlest) {
                 m_candidates.emplace_back(n, s);
@@ -606,15 +659,28 @@ private:
 
     /// Under the mutex: evicts `n` if its state word is still `seen` (no holder, no use
     /// since), in one CAS that also marks it dead.
-    bool try_evict(node& n, std::uint64_t seen) {
-        std::uint64_t s = seen;
-        if ((s & holder_mask) != 0)
+    bool try_evict(node& n, const words& seen) {
+        if (holders_of(seen) != 0)
             return false;
-        // acq_rel: acquire pairs with the release of the last holder's give-back, so that
-        // its uses of the value happen before the destruction below.
-        if (!n.state.compare_exchange_strong(s, s | dead_bit, std::memory_order_acq_rel,
-                                             std::memory_order_relaxed))
-            return false; // taken (or used) meanwhile
+        // Marks the stripes dead one by one, each from the word the sweep judged. A lookup
+        // that meets a stripe marked dead before the eviction fails on a later stripe would
+        // take a miss for the truth: the count of moves tells it to look again. acq_rel: the
+        // increment comes before the marks that a lookup may see.
+        m_rebuilds.fetch_add(1, std::memory_order_acq_rel);
+        for (unsigned j = 0; j < stripes; ++j) {
+            std::uint64_t s = seen[j];
+            // acq_rel: acquire pairs with the release of each holder's give-back on this
+            // stripe, so that its uses of the value happen before the destruction below.
+            if (!n.state[j].word.compare_exchange_strong(s, s | dead_bit, std::memory_order_acq_rel,
+                                                         std::memory_order_relaxed)) {
+                // Taken (or used) meanwhile: alive again on the stripes already marked.
+                for (unsigned i = 0; i < j; ++i)
+                    n.state[i].word.fetch_and(~dead_bit, std::memory_order_release);
+                m_rebuilds.fetch_add(1, std::memory_order_release);
+                return false;
+            }
+        }
+        m_rebuilds.fetch_add(1, std::memory_order_release);
         m_slots[n.slot].store(tombstone(), std::memory_order_release);
         ++m_tombstones;
         // Tombstones at the end of a probe sequence can become empty again: nothing lies
@@ -688,11 +754,12 @@ private:
     std::size_t m_tombstones = 0; // under the mutex
     std::atomic<std::size_t> m_size{0};
     mutable std::mutex m_mutex;
-    std::vector<std::unique_ptr<node>> m_nodes; // every node ever made (never freed early)
-    std::vector<node*> m_spare;                 // evicted nodes, to reuse
-    std::vector<std::pair<node*, std::uint64_t>> m_candidates; // sweep's scratch (under the mutex)
-    // Rebuilds so far, times two; odd while one runs. A lookup that misses during a rebuild
-    // (an entry being moved) looks again instead of trusting the miss.
+    std::vector<std::unique_ptr<node>> m_nodes;        // every node ever made (never freed early)
+    std::vector<node*> m_spare;                        // evicted nodes, to reuse
+    std::vector<std::pair<node*, words>> m_candidates; // sweep's scratch (under the mutex)
+    // Moves so far (rebuilds and eviction attempts), times two; odd while one runs. A lookup
+    // that misses during one (an entry being moved, or marked dead by an eviction that may
+    // yet fail) looks again instead of trusting the miss.
     std::atomic<std::uint64_t> m_rebuilds{0};
 };
 
