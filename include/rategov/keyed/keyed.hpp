@@ -375,6 +375,7 @@ public:
             m_slots[i].store(nullptr, std::memory_order_relaxed);
         m_mask = cap - 1;
         m_candidates.reserve(options.max_keys);
+        m_live.reserve(options.max_keys);
     }
 
     keyed(const keyed&) = delete;
@@ -489,22 +490,23 @@ private:
         return reinterpret_cast<node*>(std::uintptr_t{alignof(node)}); // never dereferenced
     }
 
-    /// `lookup`, with a miss trusted only if no rebuild ran meanwhile (a rebuild moves
-    /// entries: a lookup may pass an entry's new place before it gets there). Waits out a
-    /// rebuild in progress — a walk over the slots, no user code.
+    /// `lookup`, with a miss trusted only if no move ran meanwhile: a rebuild (a lookup may
+    /// pass an entry's new place before it gets there) or an eviction attempt (a stripe
+    /// marked dead may come alive again). Waits out a move in progress — a walk over the
+    /// slots or a few CASes, no user code.
     [[nodiscard]] node* settled_lookup(const Key& key, std::size_t h, unsigned k) const noexcept {
         for (;;) {
-            // acquire: pairs with the release that ends a rebuild: its placements are seen.
-            const std::uint64_t before = m_rebuilds.load(std::memory_order_acquire);
+            // acquire: pairs with the release that ends a move: its placements are seen.
+            const std::uint64_t before = m_moves.load(std::memory_order_acquire);
             if ((before & 1) != 0) {
                 std::this_thread::yield();
                 continue;
             }
             if (node* n = lookup(key, h, k))
                 return n;
-            // After the slot loads (acquire: later loads stay after them). A slot emptied by
-            // a rebuild was written after the rebuild's first increment: seen here.
-            if (m_rebuilds.load(std::memory_order_acquire) == before)
+            // After the slot loads (acquire: later loads stay after them). A slot emptied or a
+            // stripe marked by a move was written after the move's first increment: seen here.
+            if (m_moves.load(std::memory_order_acquire) == before)
                 return nullptr;
         }
     }
@@ -666,7 +668,7 @@ private:
         // that meets a stripe marked dead before the eviction fails on a later stripe would
         // take a miss for the truth: the count of moves tells it to look again. acq_rel: the
         // increment comes before the marks that a lookup may see.
-        m_rebuilds.fetch_add(1, std::memory_order_acq_rel);
+        m_moves.fetch_add(1, std::memory_order_acq_rel);
         for (unsigned j = 0; j < stripes; ++j) {
             std::uint64_t s = seen[j];
             // acq_rel: acquire pairs with the release of each holder's give-back on this
@@ -676,11 +678,11 @@ private:
                 // Taken (or used) meanwhile: alive again on the stripes already marked.
                 for (unsigned i = 0; i < j; ++i)
                     n.state[i].word.fetch_and(~dead_bit, std::memory_order_release);
-                m_rebuilds.fetch_add(1, std::memory_order_release);
+                m_moves.fetch_add(1, std::memory_order_release);
                 return false;
             }
         }
-        m_rebuilds.fetch_add(1, std::memory_order_release);
+        m_moves.fetch_add(1, std::memory_order_release);
         m_slots[n.slot].store(tombstone(), std::memory_order_release);
         ++m_tombstones;
         // Tombstones at the end of a probe sequence can become empty again: nothing lies
@@ -705,20 +707,21 @@ private:
     void rebuild() {
         // relaxed: the release stores of the slots below carry this increment to a lookup
         // that reads one of them.
-        m_rebuilds.fetch_add(1, std::memory_order_relaxed);
-        std::vector<node*> live;
-        live.reserve(m_size.load(std::memory_order_relaxed));
+        m_moves.fetch_add(1, std::memory_order_relaxed);
+        // Never allocates (m_live holds max_keys): a failure here would leave the count odd
+        // and every lookup that misses waiting for ever.
+        m_live.clear();
         for (std::size_t i = 0; i <= m_mask; ++i) {
             node* n = m_slots[i].load(std::memory_order_relaxed);
             if (n != nullptr && n != tombstone())
-                live.push_back(n);
+                m_live.push_back(n);
             m_slots[i].store(nullptr, std::memory_order_release);
         }
         m_tombstones = 0;
-        for (node* n : live)
+        for (node* n : m_live)
             place(*n);
         // release: a lookup that reads the even count sees every entry placed again.
-        m_rebuilds.fetch_add(1, std::memory_order_release);
+        m_moves.fetch_add(1, std::memory_order_release);
     }
 
     /// Under the mutex: puts `n` at the first free slot of its probe sequence.
@@ -757,10 +760,11 @@ private:
     std::vector<std::unique_ptr<node>> m_nodes;        // every node ever made (never freed early)
     std::vector<node*> m_spare;                        // evicted nodes, to reuse
     std::vector<std::pair<node*, words>> m_candidates; // sweep's scratch (under the mutex)
+    std::vector<node*> m_live;                         // rebuild's scratch (under the mutex)
     // Moves so far (rebuilds and eviction attempts), times two; odd while one runs. A lookup
     // that misses during one (an entry being moved, or marked dead by an eviction that may
     // yet fail) looks again instead of trusting the miss.
-    std::atomic<std::uint64_t> m_rebuilds{0};
+    std::atomic<std::uint64_t> m_moves{0};
 };
 
 namespace keyed_detail {
