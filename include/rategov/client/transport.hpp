@@ -46,7 +46,7 @@ public:
     /// The value of `name`, or `nullopt`.
     [[nodiscard]] std::optional<std::string_view> operator()(std::string_view name) const noexcept {
         for (const auto& [n, v] : m_entries)
-            if (feedback::iequals(feedback::trim(n), name))
+            if (feedback::header_name_matches(n, name))
                 return std::string_view(v);
         return std::nullopt;
     }

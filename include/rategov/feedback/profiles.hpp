@@ -50,6 +50,22 @@ concept header_lookup = requires(const L& lookup, std::string_view name) {
     { lookup(name) } -> std::convertible_to<std::optional<std::string_view>>;
 };
 
+/// Whether a header named `raw` (as received: surrounding blanks allowed) is `name`,
+/// case-insensitively. Cheap rejections first: the length (trimming only a name whose length
+/// differs, which is rare), then the last character — rate-limit headers share long prefixes
+/// ("x-ratelimit-limit-tokens-…") and differ at the end.
+[[nodiscard]] constexpr bool header_name_matches(std::string_view raw,
+                                                 std::string_view name) noexcept {
+    std::string_view n = raw;
+    if (n.size() < name.size()) // trimming only shortens: cannot match
+        return false;
+    if (n.size() > name.size() && (n = trim(n)).size() != name.size())
+        return false;
+    return name.empty() ||
+           (parse_detail::ascii_lower(n.back()) == parse_detail::ascii_lower(name.back()) &&
+            iequals(n, name));
+}
+
 /// A ready lookup over (name, value) pairs, e.g. headers collected from libcurl's header
 /// callback: names match case-insensitively; with duplicates, the first wins. Holds a view:
 /// the pairs must outlive it.
@@ -61,20 +77,9 @@ public:
         : m_entries(entries) {}
     [[nodiscard]] constexpr std::optional<std::string_view>
     operator()(std::string_view name) const noexcept {
-        // Cheap rejections first: the length (trimming only a name whose length differs,
-        // which is rare), then the last character — rate-limit headers share long prefixes
-        // ("x-ratelimit-limit-tokens-…") and differ at the end.
-        for (const auto& [raw, v] : m_entries) {
-            std::string_view n = raw;
-            if (n.size() < name.size()) // trimming only shortens: cannot match
-                continue;
-            if (n.size() > name.size() && (n = trim(n)).size() != name.size())
-                continue;
-            if (name.empty() ||
-                (parse_detail::ascii_lower(n.back()) == parse_detail::ascii_lower(name.back()) &&
-                 iequals(n, name)))
+        for (const auto& [raw, v] : m_entries)
+            if (header_name_matches(raw, name))
                 return v;
-        }
         return std::nullopt;
     }
 
