@@ -111,6 +111,13 @@ struct call_options {
     settle if_unknown = settle::keep;
     /// Seed of the jitter (0: a fresh seed per call).
     std::uint64_t seed = 0;
+    /// Whether a call may hold its place in the governor's queue while it waits for tokens
+    /// (exact wake-up, first come first served). `false`: it takes tokens only when they
+    /// are there, and otherwise waits until they should be and asks again. Choose `false`
+    /// when estimates exceed the usage (e.g. `max_tokens`) and the governor is saturated: a
+    /// surplus is given back only while no reservation waits behind it, and with queued
+    /// callers one always does.
+    bool queue = true;
 };
 
 /// What happened during a call.
@@ -260,7 +267,8 @@ public:
                     finish(call_status::deadline, now);
                     continue;
                 }
-                const duration max_wait = m_options.deadline == time_point::max()
+                const duration max_wait = !m_options.queue ? duration::zero()
+                                          : m_options.deadline == time_point::max()
                                               ? duration::max()
                                               : m_options.deadline - now;
                 auto r = m_gov->reserve_at(m_estimate, now, max_wait, m_options.priority);

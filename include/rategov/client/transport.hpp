@@ -51,6 +51,9 @@ public:
         return std::nullopt;
     }
     [[nodiscard]] std::size_t size() const noexcept { return m_entries.size(); }
+    /// The headers as (name, value) pairs, in arrival order.
+    [[nodiscard]] auto begin() const noexcept { return m_entries.begin(); }
+    [[nodiscard]] auto end() const noexcept { return m_entries.end(); }
 
 private:
     std::vector<std::pair<std::string, std::string>> m_entries;
