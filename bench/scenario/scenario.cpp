@@ -376,7 +376,7 @@ public:
                 o.adaptive = &m_shared->adaptive;
                 o.budget = &m_shared->budget;
                 o.seed = m_rng.next() | 1;
-                o.queue = false;
+                o.queue = true;
                 o.priority = m_spec.req.priority ? rategov::traffic_class::priority
                                                  : rategov::traffic_class::regular;
                 // Prompt tokens are known, the cached share is not (count all as uncached),

@@ -289,10 +289,12 @@ public:
     /// request): the latest n of them, minus any that time has already restored. Reads the
     /// time through `now()` after the state, so that the refund is never judged at a time
     /// older than another thread's (whose grants may have reused tokens time restored).
-    /// Nothing is given back when the limit changed since, or when positions after ours lie
-    /// beyond a full bucket (reservations queued behind ours hold promised ready times that
-    /// moving the queue would break; or debt): such a refund may lose tokens, never create
-    /// any.
+    /// Nothing is given back when the limit changed since: such a refund may lose tokens,
+    /// never create any. Takes after ours (reservations queued behind ours, or debt) keep
+    /// their place: the refund shortens the queue at its end, so a reservation already
+    /// queued keeps its ready time (now later than needed, never earlier) and a newcomer
+    /// may be placed before it — the rate still holds, since the tokens accounted are what
+    /// was taken minus what was given back.
     template <class Now>
     void undo(word& state, const receipt& taken, std::uint64_t n, Now now) noexcept {
         if (taken.word == 0 || n == 0)
@@ -309,8 +311,6 @@ public:
             const std::uint64_t end = taken.word & pos_mask;
             if (end <= a)
                 return; // time has restored them already
-            if (pos != end && pos > a + v.burst_units)
-                return; // reservations (or debt) queued behind ours
             std::uint64_t begin = end - std::min(v.units(n), end);
             // Nobody took after us: the whole take can be undone to the word it replaced
             // (which also undoes a reservation's placement at its ready tick).
