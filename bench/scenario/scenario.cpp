@@ -126,6 +126,7 @@ struct options {
     double priority_share = 0.0; // set by the priority scenario unless given
     bool priority_share_set = false;
     std::string csv;
+    unsigned timeout_s = 120; // the rategov clients' deadline per call
 };
 
 [[noreturn]] void usage(int code) {
@@ -146,6 +147,7 @@ struct options {
         "  --counting streamed|at_completion   when generated tokens count (streamed)\n"
         "  --headers fireworks|openai|anthropic|none   what the provider sends (fireworks)\n"
         "  --priority-share SHARE share of priority requests (0; 0.1 in `priority`)\n"
+        "  --timeout SECONDS      deadline of each rategov call (120)\n"
         "  --csv FILE             a time series per second for plotting\n",
         code == 0 ? stdout : stderr);
     std::exit(code);
@@ -218,7 +220,9 @@ options parse(int argc, char** argv) {
             else if (a == "--priority-share") {
                 o.priority_share = num(0, 1);
                 o.priority_share_set = true;
-            } else if (a == "--csv")
+            } else if (a == "--timeout")
+                o.timeout_s = static_cast<unsigned>(num(1, 86'400));
+            else if (a == "--csv")
                 o.csv = v;
             else {
                 std::fprintf(stderr, "rategov_scenario: unknown option %s\n", a.c_str());
@@ -376,7 +380,10 @@ public:
                 o.adaptive = &m_shared->adaptive;
                 o.budget = &m_shared->budget;
                 o.seed = m_rng.next() | 1;
-                o.queue = true;
+                // Estimates exceed the usage and the provider reports what remains: take
+                // tokens only when they are there (see call_options::queue).
+                o.queue = false;
+                o.deadline = w.clock.now() + std::chrono::seconds(w.opt.timeout_s);
                 o.priority = m_spec.req.priority ? rategov::traffic_class::priority
                                                  : rategov::traffic_class::regular;
                 // Prompt tokens are known, the cached share is not (count all as uncached),
