@@ -127,6 +127,8 @@ struct options {
     bool priority_share_set = false;
     std::string csv;
     unsigned timeout_s = 120; // the rategov clients' deadline per call
+    double warmup_s = -1;     // -1: min(60, duration / 5)
+    bool hold = true;         // the provider holds max_tokens against the generated limit
 };
 
 [[noreturn]] void usage(int code) {
@@ -148,6 +150,9 @@ struct options {
         "  --headers fireworks|openai|anthropic|none   what the provider sends (fireworks)\n"
         "  --priority-share SHARE share of priority requests (0; 0.1 in `priority`)\n"
         "  --timeout SECONDS      deadline of each rategov call (120)\n"
+        "  --warmup SECONDS       measure after this (60, or a fifth of a shorter run)\n"
+        "  --server-hold max_tokens|none   whether the provider holds max_tokens against\n"
+        "                         the generated limit until generated (max_tokens)\n"
         "  --csv FILE             a time series per second for plotting\n",
         code == 0 ? stdout : stderr);
     std::exit(code);
@@ -220,7 +225,11 @@ options parse(int argc, char** argv) {
             else if (a == "--priority-share") {
                 o.priority_share = num(0, 1);
                 o.priority_share_set = true;
-            } else if (a == "--timeout")
+            } else if (a == "--warmup")
+                o.warmup_s = num(0, 86'400);
+            else if (a == "--server-hold")
+                o.hold = one_of({"max_tokens", "none"}) == "max_tokens";
+            else if (a == "--timeout")
                 o.timeout_s = static_cast<unsigned>(num(1, 86'400));
             else if (a == "--csv")
                 o.csv = v;
@@ -235,6 +244,13 @@ options parse(int argc, char** argv) {
     }
     if (o.scenario == "priority" && !o.priority_share_set)
         o.priority_share = 0.1;
+    if (o.warmup_s < 0)
+        o.warmup_s = std::floor(std::min(60.0, o.duration_s / 5));
+    if (o.warmup_s >= o.duration_s) {
+        std::fprintf(stderr, "rategov_scenario: --warmup %g must be shorter than --duration %g\n",
+                     o.warmup_s, o.duration_s);
+        std::exit(2);
+    }
     return o;
 }
 
@@ -262,6 +278,7 @@ struct world {
     rt::provider_simulator<clock_type> sim;
     time_point start;
     time_point end;
+    time_point measured_from; // after the warm-up
     rng requests_rng;
     std::uint64_t next_request = 0;
 
@@ -278,6 +295,8 @@ struct world {
         , start(clock.now())
         , end(start + std::chrono::duration_cast<clock_type::duration>(
                           std::chrono::duration<double>(o.duration_s)))
+        , measured_from(start + std::chrono::duration_cast<clock_type::duration>(
+                                    std::chrono::duration<double>(o.warmup_s)))
         , requests_rng{o.seed * 0x9E3779B97F4A7C15ULL + 1} {
         offered.resize(static_cast<std::size_t>(std::ceil(o.duration_s)) + 1);
     }
@@ -310,6 +329,8 @@ struct world {
 
     void finished(const request_spec& s, bool ok, time_point issued, time_point sent,
                   const rt::llm_response* r) {
+        if (issued < measured_from)
+            return; // issued during the warm-up
         if (!ok) {
             ++calls_failed;
             return;
@@ -641,6 +662,7 @@ int run(const options& o) {
                   : o.headers == "anthropic" ? rt::header_style::anthropic
                                              : rt::header_style::none;
     cfg.seed = o.seed;
+    cfg.hold_max_tokens = o.hold;
     // The account sits at its upper bound: the limits can shrink (to half) but not grow,
     // until a scenario moves the bounds.
     cfg.lower = rt::llm_limits{}.scaled(0.5);
@@ -731,14 +753,25 @@ int run(const options& o) {
     w.clock.set(w.end);
 
     // --- results ---
-    const rt::llm_counters c = w.sim.counters();
-    const double dur = o.duration_s;
+    // Counted from the end of the warm-up (samples are per second from the start).
+    const auto first = static_cast<std::size_t>(o.warmup_s);
+    const rt::llm_counters end_counters = w.sim.counters();
+    const rt::llm_counters& from = samples.at(first).counters;
+    rt::llm_counters c = end_counters;
+    c.submitted -= from.submitted;
+    c.ok -= from.ok;
+    c.over_limit -= from.over_limit;
+    c.shed -= from.shed;
+    c.too_large -= from.too_large;
+    for (std::size_t i = 0; i < metric_count; ++i)
+        c.served[i] -= from.served[i];
+    const double dur = o.duration_s - static_cast<double>(first);
     std::array<double, metric_count> limit_avg{}, used{}, util{};
     for (std::size_t i = 0; i < metric_count; ++i) {
         double sum = 0;
-        for (const sample& s : samples)
-            sum += static_cast<double>(s.limit[i]);
-        limit_avg[i] = samples.empty() ? 0 : sum / static_cast<double>(samples.size());
+        for (std::size_t k = first; k < samples.size(); ++k)
+            sum += static_cast<double>(samples[k].limit[i]);
+        limit_avg[i] = sum / static_cast<double>(samples.size() - first);
         used[i] = static_cast<double>(c.served[i]) / (dur / 60);
         util[i] = limit_avg[i] > 0 ? used[i] / limit_avg[i] : 0;
     }
@@ -774,7 +807,7 @@ int run(const options& o) {
             }
         }
         if (adaptation < 0)
-            adaptation = std::max(0.0, dur - mid); // never within the run
+            adaptation = std::max(0.0, o.duration_s - mid); // never within the run
         adaptation = std::max(0.0, adaptation);
     }
 
@@ -782,15 +815,17 @@ int run(const options& o) {
     auto share = [&](std::uint64_t n) { return reqs > 0 ? static_cast<double>(n) / reqs : 0.0; };
     std::vector<double> all = w.wait_regular_ms;
     all.insert(all.end(), w.wait_priority_ms.begin(), w.wait_priority_ms.end());
-    std::printf("{\"client\": \"%s\", \"scenario\": \"%s\", \"seed\": %llu, \"duration_s\": %g, "
-                "\"enforcement\": \"%s\", \"headers\": \"%s\", \"clients\": %u, "
-                "\"requests\": %llu, \"ok\": %llu, \"calls_failed\": %llu, "
-                "\"share_429\": %.6f, \"share_503\": %.6f, \"metrics\": {",
-                o.client.c_str(), o.scenario.c_str(), static_cast<unsigned long long>(o.seed), dur,
-                o.enforcement.c_str(), o.headers.c_str(), o.clients,
-                static_cast<unsigned long long>(c.submitted), static_cast<unsigned long long>(c.ok),
-                static_cast<unsigned long long>(w.calls_failed), share(c.over_limit),
-                share(c.shed));
+    std::printf(
+        "{\"client\": \"%s\", \"scenario\": \"%s\", \"seed\": %llu, \"duration_s\": %g, "
+        "\"warmup_s\": %g, "
+        "\"enforcement\": \"%s\", \"server_hold\": \"%s\", \"headers\": \"%s\", \"clients\": %u, "
+        "\"requests\": %llu, \"ok\": %llu, \"calls_failed\": %llu, "
+        "\"share_429\": %.6f, \"share_503\": %.6f, \"metrics\": {",
+        o.client.c_str(), o.scenario.c_str(), static_cast<unsigned long long>(o.seed), o.duration_s,
+        static_cast<double>(first), o.enforcement.c_str(), o.hold ? "max_tokens" : "none",
+        o.headers.c_str(), o.clients, static_cast<unsigned long long>(c.submitted),
+        static_cast<unsigned long long>(c.ok), static_cast<unsigned long long>(w.calls_failed),
+        share(c.over_limit), share(c.shed));
     for (std::size_t i = 0; i < metric_count; ++i)
         std::printf("%s\"%s\": {\"limit_avg\": %.1f, \"used\": %.1f, \"utilization\": %.4f}",
                     i == 0 ? "" : ", ", metric_names[i], limit_avg[i], used[i], util[i]);
