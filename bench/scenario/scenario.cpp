@@ -780,35 +780,44 @@ int run(const options& o) {
         if (util[i] > util[binding])
             binding = i;
 
-    // Adaptation: from the change, until the offered (halve) or served (double) rate of the
-    // binding metric over the next 5 s is within the new limit / at 95 % of the new bound.
+    // Adaptation (virtual seconds from the change at mid-run), for the binding metric:
+    // `halve` — until what the client offers (sends, admitted or not) over the next minute
+    // is within 105 % of the new limit (a minute: the provider's own unit, which also lets a
+    // client spend its local burst); `double` — until what the provider counts over 10 s
+    // first reaches 95 % of the new upper bound. Never within the run: the time left.
     double adaptation = -1;
+    bool adapted = false;
     if (o.scenario == "halve" || o.scenario == "double") {
         const auto k0 = static_cast<std::size_t>(mid);
-        for (std::size_t k = k0; k + 5 < samples.size(); ++k) {
-            const double limit_per_s = static_cast<double>(samples[k].limit[binding]) / 60;
-            if (o.scenario == "halve") {
+        if (o.scenario == "halve") {
+            constexpr std::size_t span = 60;
+            const std::size_t last = std::min(samples.size(), w.offered.size());
+            for (std::size_t k = k0; k + span <= last; ++k) {
                 double offered = 0;
-                for (std::size_t j = k; j < k + 5 && j < w.offered.size(); ++j)
+                for (std::size_t j = k; j < k + span; ++j)
                     offered += static_cast<double>(w.offered[j][binding]);
-                if (offered <= 5 * limit_per_s * 1.02) {
-                    adaptation = static_cast<double>(k) - mid;
+                if (offered <= static_cast<double>(samples[k].limit[binding]) * 1.05) {
+                    adaptation = static_cast<double>(k - k0);
+                    adapted = true;
                     break;
                 }
-            } else {
-                const double bound =
-                    static_cast<double>(rt::llm_limits{}.scaled(2.0)[binding]) / 60;
-                const double served = static_cast<double>(samples[k + 5].counters.served[binding] -
-                                                          samples[k].counters.served[binding]);
-                if (served >= 5 * bound * 0.95) {
-                    adaptation = static_cast<double>(k) - mid;
+            }
+        } else {
+            constexpr std::size_t span = 10;
+            const double bound = static_cast<double>(rt::llm_limits{}.scaled(2.0)[binding]) / 60;
+            for (std::size_t k = k0; k + span < samples.size(); ++k) {
+                const double served =
+                    static_cast<double>(samples[k + span].counters.served[binding] -
+                                        samples[k].counters.served[binding]);
+                if (served >= span * bound * 0.95) {
+                    adaptation = static_cast<double>(k - k0);
+                    adapted = true;
                     break;
                 }
             }
         }
-        if (adaptation < 0)
-            adaptation = std::max(0.0, o.duration_s - mid); // never within the run
-        adaptation = std::max(0.0, adaptation);
+        if (!adapted)
+            adaptation = o.duration_s - mid;
     }
 
     const double reqs = static_cast<double>(c.submitted);
@@ -832,11 +841,14 @@ int run(const options& o) {
     std::printf("}, \"binding_metric\": \"%s\", \"binding_utilization\": %.4f, "
                 "\"useful_tokens_per_s\": %.1f, \"wait_p50_ms\": %.1f, \"wait_p99_ms\": %.1f, "
                 "\"priority_wait_p99_ms\": %.1f, \"regular_wait_p99_ms\": %.1f, "
-                "\"adaptation_s\": %s}\n",
+                "\"adaptation_s\": %s, \"adapted\": %s}\n",
                 metric_names[binding], util[binding], static_cast<double>(w.useful_tokens) / dur,
                 percentile(all, 0.5), percentile(all, 0.99), percentile(w.wait_priority_ms, 0.99),
                 percentile(w.wait_regular_ms, 0.99),
-                adaptation < 0 ? "null" : std::to_string(adaptation).c_str());
+                adaptation < 0 ? "null" : std::to_string(adaptation).c_str(),
+                adaptation < 0 ? "null"
+                : adapted      ? "true"
+                               : "false");
 
     if (!o.csv.empty()) {
         std::ofstream f(o.csv);
