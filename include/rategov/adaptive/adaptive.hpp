@@ -43,8 +43,8 @@
 /// number arithmetic, refreshed so that it never falls more than 12 days behind), updated by
 /// CAS. The governor's limit is then set from the newest state and re-checked after each set,
 /// so that the last writer leaves the newest value — except growth of under 1 %, which
-/// waits until it adds up: every change of the governor's limit starts a new generation,
-/// across which a reservation's refund is kept rather than returned.
+/// waits until it adds up: a reservation's refund is carried across at most two changes of
+/// the governor's limit (kept, not returned, beyond), so changes should not come in a stream.
 #pragma once
 
 #include <algorithm>
@@ -258,7 +258,13 @@ public:
 
     /// Feeds one response: `fb` as read by a feedback profile, `started` when the request
     /// was sent (by the governor's clock). Returns how many metrics changed their limit.
-    std::size_t on_response(const feedback_type& fb, time_point started) noexcept {
+    ///
+    /// `given_back`: what settling the response's reservation gave back per metric (the
+    /// surplus of its estimate), when it was settled before this call: whether demand is at
+    /// the limit is judged as before that refund — a refund of the very request that reports
+    /// its success is no sign of spare capacity.
+    std::size_t on_response(const feedback_type& fb, time_point started,
+                            const std::array<std::uint64_t, N>& given_back = {}) noexcept {
         using verdict = detail::adaptive_state::verdict;
         const std::uint32_t start = stamp_of(started);
         const std::uint32_t now = stamp_of(m_gov->now());
@@ -289,7 +295,7 @@ public:
                 // so that we pace instead of bursting into more 429s.
                 if (v != verdict::stale)
                     cap_available(i, 0);
-            } else if (fb.kind == feedback::outcome::success && saturated(i)) {
+            } else if (fb.kind == feedback::outcome::success && saturated(i, given_back[i])) {
                 // Evidence of saturated demand: the time since the last growth, at most
                 // `max_growth_step_ms` (after an idle spell, demand has only just caught up).
                 const std::uint32_t ms = st.claim_growth_time(now, b.max_growth_step_ms);
@@ -356,8 +362,9 @@ private:
     }
 
     /// Demand is at the limit: the bucket holds less than a tenth of its burst.
-    [[nodiscard]] bool saturated(std::size_t i) const noexcept {
-        return m_gov->available(i) * 10 < m_gov->limit(i).burst();
+    [[nodiscard]] bool saturated(std::size_t i, std::uint64_t given_back) const noexcept {
+        const std::uint64_t a = m_gov->available(i);
+        return (a - std::min(a, given_back)) * 10 < m_gov->limit(i).burst();
     }
 
     /// Sets the governor's limit from the newest state; re-checks after setting, so that when
@@ -367,9 +374,8 @@ private:
         for (;;) {
             const std::uint64_t want = m_state[i]->limit();
             const std::uint64_t have = m_gov->limit(i).count();
-            // Growth of under 1 % waits until it adds up: every change of the governor's
-            // limit starts a new generation, across which reservations' refunds are kept
-            // (conservatively) rather than returned.
+            // Growth of under 1 % waits until it adds up: reservations' refunds are carried
+            // across at most two changes of the governor's limit (kept beyond).
             if (want == have || (want > have && want - have < have / 100 && want < b.upper.count()))
                 return;
             m_gov->set_limit(i, b.quota_for(want), b.carry); // then re-check: newest wins

@@ -91,6 +91,10 @@ class gcra {
         std::atomic<std::uint64_t> span{1};        // ticks after epoch before a rebase
         std::atomic<std::uint64_t> count{1};       // the quota as given, for limit()
         std::atomic<std::int64_t> period{1};
+        // The change that installed this slot: the chain's end before it (in the previous
+        // generation's units) and after it (in this one's), to carry receipts across it.
+        std::atomic<std::uint64_t> from_pos{0};
+        std::atomic<std::uint64_t> to_pos{0};
     };
 
 public:
@@ -146,9 +150,10 @@ public:
     [[nodiscard]] RATEGOV_ALWAYS_INLINE tick_result try_acquire(word& state, std::uint64_t n,
                                                                 std::uint64_t tau) noexcept {
         receipt taken{};
-        const decision d = take(state, n, tau, [&](std::uint64_t prior, std::uint64_t written) {
-            taken = {written, prior, n};
-        });
+        const decision d = take(
+            state, n, tau, [&](std::uint64_t prior, std::uint64_t written, std::uint64_t version) {
+                taken = {written, prior, n, version};
+            });
         return {d.status, d.ready, taken};
     }
 
@@ -171,7 +176,7 @@ public:
         if (n == 0)
             return {acquire_status::granted, tau}; // nothing to take, even in debt
         for (;;) {
-            auto [w, v] = read(state);
+            auto [w, v, version] = read(state);
             const std::uint64_t tol = keep == 0 ? v.burst_units : v.tolerance(keep);
             if (n > v.burst || (keep != 0 && n * v.p > tol))
                 return {acquire_status::exceeds_capacity, tick_max};
@@ -185,7 +190,7 @@ public:
             if (next > a + tol)
                 return {acquire_status::denied, v.tick_of(next - tol)};
             if (cas(state, w, next)) {
-                note(w, (w & ~pos_mask) | next);
+                note(w, (w & ~pos_mask) | next, version);
                 return {acquire_status::granted, tau};
             }
         }
@@ -195,11 +200,11 @@ public:
     /// (valid while the generation is unchanged: the same parameters computed it).
     [[nodiscard]] receipt receipt_of(const word& state, std::uint64_t prior, std::uint64_t n,
                                      std::uint64_t tau) const noexcept {
-        const auto [w, v] = read(state);
+        const auto [w, v, version] = read(state);
         if (gen_of(w) != gen_of(prior) || v.since(tau) > v.span)
             return {}; // changed since: nothing to give back
         const std::uint64_t next = std::max(prior & pos_mask, v.c * v.since(tau)) + n * v.p;
-        return {(prior & ~pos_mask) | next, prior, n};
+        return {(prior & ~pos_mask) | next, prior, n, version};
     }
 
     /// Whether n tokens could be taken at τ, without taking them. Same result as
@@ -208,7 +213,7 @@ public:
                                    std::uint64_t keep = 0) const noexcept {
         if (n == 0)
             return {acquire_status::granted, tau};
-        const auto [w, v] = read(state);
+        const auto [w, v, version] = read(state);
         const std::uint64_t tol = v.tolerance(keep);
         if (n > v.burst || n * v.p > tol)
             return {acquire_status::exceeds_capacity, tick_max};
@@ -224,7 +229,7 @@ public:
     /// denied with the tick from which it will be. Takes nothing.
     [[nodiscard]] tick_result admission(const word& state, std::uint64_t keep,
                                         std::uint64_t tau) const noexcept {
-        const auto [w, v] = read(state);
+        const auto [w, v, version] = read(state);
         const std::uint64_t tol = v.tolerance(keep);
         const std::uint64_t a = accrued(v, tau);
         const std::uint64_t pos = w & pos_mask;
@@ -249,7 +254,7 @@ public:
             return {acquire_status::granted, std::max(tau, not_before)};
         const std::uint64_t from = std::max(tau, not_before);
         for (;;) {
-            auto [w, v] = read(state);
+            auto [w, v, version] = read(state);
             const std::uint64_t tol = v.tolerance(keep);
             if (n > v.burst || n * v.p > tol)
                 return {acquire_status::exceeds_capacity, tick_max};
@@ -281,7 +286,7 @@ public:
             if (next > pos_max || ready - tau > max_wait)
                 return {acquire_status::denied, ready};
             if (cas(state, w, next))
-                return {acquire_status::granted, ready, {(w & ~pos_mask) | next, w, n}};
+                return {acquire_status::granted, ready, {(w & ~pos_mask) | next, w, n, version}};
         }
     }
 
@@ -289,32 +294,34 @@ public:
     /// request): the latest n of them, minus any that time has already restored. Reads the
     /// time through `now()` after the state, so that the refund is never judged at a time
     /// older than another thread's (whose grants may have reused tokens time restored).
-    /// Nothing is given back when the limit changed since: such a refund may lose tokens,
-    /// never create any. Takes after ours (reservations queued behind ours, or debt) keep
-    /// their place: the refund shortens the queue at its end, so a reservation already
-    /// queued keeps its ready time (now later than needed, never earlier) and a newcomer
-    /// may be placed before it — the rate still holds, since the tokens accounted are what
-    /// was taken minus what was given back.
+    /// Across limit changes, the receipt's place is carried through each change (keeping the
+    /// tokens taken after ours); after more than two, or when one intervenes, nothing is
+    /// given back: such a refund may lose tokens, never create any. Takes after ours (reservations
+    /// queued behind ours, or debt) keep their place: the refund shortens the queue at its end, so
+    /// a reservation already queued keeps its ready time (now later than needed, never earlier) and
+    /// a newcomer may be placed before it — the rate still holds, since the tokens accounted are
+    /// what was taken minus what was given back.
     template <class Now>
     void undo(word& state, const receipt& taken, std::uint64_t n, Now now) noexcept {
         if (taken.word == 0 || n == 0)
             return;
         for (;;) {
-            auto [w, v] = read(state);
-            if (gen_of(w) != gen_of(taken.word))
-                return; // the limit (or epoch) changed since: keep them
+            auto [w, v, version] = read(state);
+            const bool same = gen_of(w) == gen_of(taken.word);
+            std::uint64_t end = taken.word & pos_mask;
+            if (!same && !carry(taken, gen_of(w), version, end))
+                return; // too many changes since, or one intervened: keep them
             const std::uint64_t t = v.since(now());
             if (t > v.span)
                 return; // a rebase is due, which changes the generation: keep them
             const std::uint64_t a = v.c * t;
             const std::uint64_t pos = w & pos_mask;
-            const std::uint64_t end = taken.word & pos_mask;
             if (end <= a)
                 return; // time has restored them already
             std::uint64_t begin = end - std::min(v.units(n), end);
             // Nobody took after us: the whole take can be undone to the word it replaced
             // (which also undoes a reservation's placement at its ready tick).
-            if (pos == end && n >= taken.tokens && gen_of(taken.prior) == gen_of(w))
+            if (same && pos == end && n >= taken.tokens && gen_of(taken.prior) == gen_of(w))
                 begin = std::min(begin, taken.prior & pos_mask);
             const std::uint64_t give = end - std::max(begin, a);
             if (cas(state, w, std::max(pos - std::min(give, pos), a)))
@@ -364,14 +371,14 @@ public:
 
     /// Whole tokens available at τ (0 while in debt; the burst when full).
     [[nodiscard]] std::uint64_t available(const word& state, std::uint64_t tau) const noexcept {
-        const auto [w, v] = read(state);
+        const auto [w, v, version] = read(state);
         const std::int64_t units = v.available_units(w & pos_mask, accrued(v, tau));
         return units <= 0 ? 0 : static_cast<std::uint64_t>(units) / v.p;
     }
 
     /// Tokens owed at τ: how far `charge` has taken the bucket below empty (0 if none).
     [[nodiscard]] std::uint64_t debt(const word& state, std::uint64_t tau) const noexcept {
-        const auto [w, v] = read(state);
+        const auto [w, v, version] = read(state);
         const std::int64_t units = v.available_units(w & pos_mask, accrued(v, tau));
         return units >= 0 ? 0 : (static_cast<std::uint64_t>(-units) + v.p - 1) / v.p;
     }
@@ -407,7 +414,9 @@ public:
         const view nv = load_view_of(g2);
         for (;;) {
             const view ov = load_view(w); // stable: only this thread changes slots now
-            if (publish(state, w, g2, convert(ov, w & pos_mask, nv, how, tau)))
+            const std::uint64_t next = convert(ov, w & pos_mask, nv, how, tau);
+            record(g2, w & pos_mask, next);
+            if (publish(state, w, g2, next))
                 break;
         }
         set_current(g2);
@@ -480,6 +489,7 @@ private:
     struct snapshot {
         std::uint64_t w;
         view v;
+        std::uint64_t version; ///< the change version the two were read under
     };
     [[nodiscard]] RATEGOV_ALWAYS_INLINE snapshot read(const word& state) const noexcept {
         for (;;) {
@@ -494,7 +504,7 @@ private:
             //     word; during a change, from the slot that the word's generation names.
             const view v = (v1 & 1) == 0 ? current_view() : load_view(w);
             if (m_version.load(std::memory_order_relaxed) == v1)
-                return {w, v};
+                return {w, v, v1};
         }
     }
 
@@ -515,7 +525,7 @@ private:
     RATEGOV_ALWAYS_INLINE tick_result update(word& state, std::uint64_t tau,
                                              Decide decide) noexcept {
         for (;;) {
-            const auto [w, v] = read(state);
+            const auto [w, v, version] = read(state);
             const std::uint64_t t = v.since(tau);
             if (t > v.span) {
                 rebase(state, tau);
@@ -589,6 +599,7 @@ private:
                 // cannot overflow.
                 const std::uint64_t pos = w & pos_mask;
                 const std::uint64_t shifted = moved <= pos / v.c ? pos - v.c * moved : 0;
+                record(g2, pos, std::max(shifted, now_pos));
                 if (publish(state, w, g2, std::max(shifted, now_pos)))
                     break;
             }
@@ -640,6 +651,37 @@ private:
         s.span.store(accrual_limit / c, std::memory_order_release);
         s.count.store(count, std::memory_order_release);
         s.period.store(q.period().count(), std::memory_order_release);
+    }
+
+    /// Notes in slot g the conversion about to be published: chain end `from` (previous
+    /// generation) becomes `to`. Release stores, made visible with the generation by the
+    /// publishing CAS (6).
+    void record(unsigned g, std::uint64_t from, std::uint64_t to) noexcept {
+        m_slots[g].from_pos.store(from, std::memory_order_release);
+        m_slots[g].to_pos.store(to, std::memory_order_release);
+    }
+
+    /// A receipt's end position carried into generation `g` (that of a word read under
+    /// change version `version`) through the changes since the receipt, or nothing when too
+    /// many changes (a slot it needs may have been reused) or a change intervened while the
+    /// slots were read. The tokens after the receipt's end are kept, rounded up: the end
+    /// never moves later than it was (a refund never grows).
+    [[nodiscard]] bool carry(const receipt& taken, unsigned g, std::uint64_t version,
+                             std::uint64_t& end) const noexcept {
+        if (version - taken.version > 5) // at most two changes completed since (a third may
+            return false;                // be in progress): the slots read are intact
+        std::uint64_t e = taken.word & pos_mask;
+        for (unsigned from = gen_of(taken.word); from != g; from = (from + 1) % slot_count) {
+            const slot& prev = m_slots[from];
+            const slot& next = m_slots[(from + 1) % slot_count];
+            constexpr auto o = std::memory_order_acquire; // see load_view_of
+            const std::uint64_t before = next.from_pos.load(o), after = next.to_pos.load(o);
+            const std::uint64_t behind = before > e ? before - e : 0; // units after the end
+            const std::uint64_t moved = div_ceil(mul_64x64(behind, next.p.load(o)), prev.p.load(o));
+            e = after > moved ? after - moved : 0;
+        }
+        end = e;
+        return m_version.load(std::memory_order_relaxed) == version;
     }
 
     void copy_slot(unsigned to, unsigned from, std::uint64_t epoch) noexcept {

@@ -20,9 +20,10 @@ enum class acquire_status : std::uint8_t {
 /// governor's reservation keeps). Opaque: copy it, pass it back, nothing else. All zero when
 /// nothing was taken.
 struct receipt {
-    std::uint64_t word = 0;   ///< the state word the grant wrote (0: nothing taken)
-    std::uint64_t prior = 0;  ///< the state word it replaced
-    std::uint64_t tokens = 0; ///< how many tokens it took
+    std::uint64_t word = 0;    ///< the state word the grant wrote (0: nothing taken)
+    std::uint64_t prior = 0;   ///< the state word it replaced
+    std::uint64_t tokens = 0;  ///< how many tokens it took
+    std::uint64_t version = 0; ///< the limit-change version it was taken under
     friend constexpr bool operator==(const receipt&, const receipt&) = default;
 };
 

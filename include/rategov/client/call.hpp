@@ -15,6 +15,7 @@
 /// \endcode
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <concepts>
@@ -332,15 +333,18 @@ public:
                                            ? feedback::outcome::success
                                            : m_feedback.kind;
         const std::optional<cost_type> usage = r.usage;
-        if (usage)
+        std::array<std::uint64_t, metrics_type::size> surplus{};
+        if (usage) {
+            for (std::size_t i = 0; i < metrics_type::size; ++i)
+                surplus[i] = m_estimate[i] > (*usage)[i] ? m_estimate[i] - (*usage)[i] : 0;
             m_reservation->commit(*usage);
-        else if (kind == feedback::outcome::success)
+        } else if (kind == feedback::outcome::success)
             m_reservation->commit(m_estimate);
         else
             settle_as(kind == feedback::outcome::retryable ? m_options.if_unknown
                                                            : m_options.if_rejected);
         m_reservation.reset();
-        learn(m_feedback.kind);
+        learn(m_feedback.kind, surplus);
         m_summary.last_outcome = kind;
         const time_point now = m_gov->now();
         if (kind == feedback::outcome::success)
@@ -439,10 +443,11 @@ private:
     }
 
     /// Applies the response's feedback to the limits.
-    void learn(feedback::outcome kind) noexcept {
+    void learn(feedback::outcome kind,
+               const std::array<std::uint64_t, metrics_type::size>& given_back = {}) noexcept {
         adaptive_limits<Governor>* ad = m_options.adaptive;
         if (ad != nullptr)
-            ad->on_response(m_feedback, m_sent_at);
+            ad->on_response(m_feedback, m_sent_at, given_back);
         for (std::size_t i = 0; i < metrics_type::size; ++i) {
             if (ad != nullptr && ad->bounded(i))
                 continue; // the adaptive layer did it

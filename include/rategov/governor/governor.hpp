@@ -156,7 +156,8 @@ public:
             if (c[i] == 0)
                 continue;
             const auto d = m_buckets[i].take(
-                m_words[i].value, c[i], tau, [&](std::uint64_t p, std::uint64_t) { prior[i] = p; },
+                m_words[i].value, c[i], tau,
+                [&](std::uint64_t p, std::uint64_t, std::uint64_t) { prior[i] = p; },
                 keep_of(i, who));
             if (d.status != acquire_status::granted) {
                 roll_back(c, prior, i, tau);
