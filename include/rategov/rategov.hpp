@@ -18,3 +18,4 @@
 #include <rategov/keyed/keyed.hpp>
 #include <rategov/quota/quota.hpp>
 #include <rategov/testing/manual_clock.hpp>
+#include <rategov/testing/provider_simulator.hpp>
