@@ -119,9 +119,10 @@ public:
     }
 
     /// Gives back up to `n` of the tokens that the grant with `receipt` took (an over-estimate
-    /// or a cancelled request), exactly: minus what time has already restored, and nothing
-    /// if the limit changed since or if reservations queued behind them hold promised times.
-    /// The bucket never exceeds its burst; a refund may lose tokens, never create any.
+    /// or a cancelled request), exactly: minus what time has already restored; across up to
+    /// two limit changes since the grant (nothing after more). Reservations queued behind
+    /// keep their ready times. The bucket never exceeds its burst; a refund may lose tokens,
+    /// never create any.
     void refund(std::uint64_t n, const rategov::receipt& r) noexcept {
         m_core.undo(m_state, r, n, [this] { return this->tick_of(this->now()); });
     }
