@@ -119,10 +119,9 @@ public:
     }
 
     /// Gives back up to `n` of the tokens that the grant with `receipt` took (an over-estimate
-    /// or a cancelled request), exactly: minus what time has already restored; across up to
-    /// two limit changes since the grant (nothing after more). Reservations queued behind
-    /// keep their ready times. The bucket never exceeds its burst; a refund may lose tokens,
-    /// never create any.
+    /// or a cancelled request): minus what time has already restored; carried across up to
+    /// two limit changes since the grant (nothing after more), and nothing while reservations
+    /// queued behind hold promised times. The bucket never exceeds its burst.
     void refund(std::uint64_t n, const rategov::receipt& r) noexcept {
         m_core.undo(m_state, r, n, [this] { return this->tick_of(this->now()); });
     }

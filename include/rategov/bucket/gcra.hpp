@@ -91,10 +91,13 @@ class gcra {
         std::atomic<std::uint64_t> span{1};        // ticks after epoch before a rebase
         std::atomic<std::uint64_t> count{1};       // the quota as given, for limit()
         std::atomic<std::int64_t> period{1};
-        // The change that installed this slot: the chain's end before it (in the previous
-        // generation's units) and after it (in this one's), to carry receipts across it.
-        std::atomic<std::uint64_t> from_pos{0};
-        std::atomic<std::uint64_t> to_pos{0};
+        // The change that installed this slot, to carry receipts across it: the chain's end
+        // and the accrual at the change, before (in the previous generation's units) and
+        // after (in this one's), and the scale of the tokens carried over (mul / div units
+        // per unit; mul 0: nothing carried over).
+        std::atomic<std::uint64_t> from_pos{0}, to_pos{0};
+        std::atomic<std::uint64_t> from_accrual{0}, to_accrual{0};
+        std::atomic<std::uint64_t> scale_mul{0}, scale_div{1};
     };
 
 public:
@@ -294,23 +297,26 @@ public:
     /// request): the latest n of them, minus any that time has already restored. Reads the
     /// time through `now()` after the state, so that the refund is never judged at a time
     /// older than another thread's (whose grants may have reused tokens time restored).
-    /// Across limit changes, the receipt's place is carried through each change (keeping the
-    /// tokens taken after ours); after more than two, or when one intervenes, nothing is
-    /// given back: such a refund may lose tokens, never create any. Takes after ours (reservations
-    /// queued behind ours, or debt) keep their place: the refund shortens the queue at its end, so
-    /// a reservation already queued keeps its ready time (now later than needed, never earlier) and
-    /// a newcomer may be placed before it — the rate still holds, since the tokens accounted are
-    /// what was taken minus what was given back.
+    /// Across up to two limit changes, the part of the receipt's range that no change found
+    /// restored is carried through them (see `carry`). Nothing is given back after more
+    /// changes, or when positions after ours lie beyond a full bucket (reservations queued
+    /// behind ours hold promised ready times that moving the queue would break; or debt):
+    /// such a refund loses tokens rather than create any.
     template <class Now>
     void undo(word& state, const receipt& taken, std::uint64_t n, Now now) noexcept {
         if (taken.word == 0 || n == 0)
             return;
         for (;;) {
             auto [w, v, version] = read(state);
+            // At most two changes completed since the receipt (a third may be in progress):
+            // the slots `carry` reads are intact — and a generation that seems the same is.
+            if (version - taken.version > 5)
+                return;
             const bool same = gen_of(w) == gen_of(taken.word);
             std::uint64_t end = taken.word & pos_mask;
-            if (!same && !carry(taken, gen_of(w), version, end))
-                return; // too many changes since, or one intervened: keep them
+            std::uint64_t carried_begin = 0;
+            if (!same && !carry(taken, gen_of(w), version, carried_begin, end))
+                return; // nothing carried over, or a change intervened: keep them
             const std::uint64_t t = v.since(now());
             if (t > v.span)
                 return; // a rebase is due, which changes the generation: keep them
@@ -318,7 +324,9 @@ public:
             const std::uint64_t pos = w & pos_mask;
             if (end <= a)
                 return; // time has restored them already
-            std::uint64_t begin = end - std::min(v.units(n), end);
+            if (pos != end && pos > a + v.burst_units)
+                return; // reservations (or debt) queued behind ours
+            std::uint64_t begin = std::max(end - std::min(v.units(n), end), carried_begin);
             // Nobody took after us: the whole take can be undone to the word it replaced
             // (which also undoes a reservation's placement at its ready tick).
             if (same && pos == end && n >= taken.tokens && gen_of(taken.prior) == gen_of(w))
@@ -415,7 +423,10 @@ public:
         for (;;) {
             const view ov = load_view(w); // stable: only this thread changes slots now
             const std::uint64_t next = convert(ov, w & pos_mask, nv, how, tau);
-            record(g2, w & pos_mask, next);
+            const bool kept = how == inheritance::keep;
+            record(g2, {w & pos_mask, next, accrued(ov, tau), nv.c * nv.since(tau),
+                        how == inheritance::reset ? 0 : kept ? nv.p : nv.burst_units,
+                        kept ? ov.p : ov.burst_units});
             if (publish(state, w, g2, next))
                 break;
         }
@@ -599,7 +610,7 @@ private:
                 // cannot overflow.
                 const std::uint64_t pos = w & pos_mask;
                 const std::uint64_t shifted = moved <= pos / v.c ? pos - v.c * moved : 0;
-                record(g2, pos, std::max(shifted, now_pos));
+                record(g2, {pos, std::max(shifted, now_pos), v.c * (tau - v.epoch), now_pos, 1, 1});
                 if (publish(state, w, g2, std::max(shifted, now_pos)))
                     break;
             }
@@ -653,33 +664,52 @@ private:
         s.period.store(q.period().count(), std::memory_order_release);
     }
 
-    /// Notes in slot g the conversion about to be published: chain end `from` (previous
-    /// generation) becomes `to`. Release stores, made visible with the generation by the
-    /// publishing CAS (6).
-    void record(unsigned g, std::uint64_t from, std::uint64_t to) noexcept {
-        m_slots[g].from_pos.store(from, std::memory_order_release);
-        m_slots[g].to_pos.store(to, std::memory_order_release);
+    /// A change as `carry` needs it (see `slot`).
+    struct conversion {
+        std::uint64_t from_pos, to_pos, from_accrual, to_accrual, scale_mul, scale_div;
+    };
+    /// Notes in slot g the conversion about to be published. Release stores, made visible
+    /// with the generation by the publishing CAS (6).
+    void record(unsigned g, const conversion& k) noexcept {
+        slot& s = m_slots[g];
+        constexpr auto o = std::memory_order_release;
+        s.from_pos.store(k.from_pos, o);
+        s.to_pos.store(k.to_pos, o);
+        s.from_accrual.store(k.from_accrual, o);
+        s.to_accrual.store(k.to_accrual, o);
+        s.scale_mul.store(k.scale_mul, o);
+        s.scale_div.store(k.scale_div, o);
     }
 
-    /// A receipt's end position carried into generation `g` (that of a word read under
-    /// change version `version`) through the changes since the receipt, or nothing when too
-    /// many changes (a slot it needs may have been reused) or a change intervened while the
-    /// slots were read. The tokens after the receipt's end are kept, rounded up: the end
-    /// never moves later than it was (a refund never grows).
+    /// A receipt's range carried into generation `g` (that of a word read under change
+    /// version `version`) through the changes since: at each, only the part of the range
+    /// that time had not restored yet survives, scaled as the change scaled tokens (rounded
+    /// down), and it ends where the tokens taken after it (rounded up) leave room — never
+    /// later than the receipt's own range would be. False when a change carried nothing over
+    /// (`inheritance::reset`, or the range was restored already) or one intervened.
     [[nodiscard]] bool carry(const receipt& taken, unsigned g, std::uint64_t version,
-                             std::uint64_t& end) const noexcept {
-        if (version - taken.version > 5) // at most two changes completed since (a third may
-            return false;                // be in progress): the slots read are intact
+                             std::uint64_t& begin, std::uint64_t& end) const noexcept {
+        constexpr auto o = std::memory_order_acquire; // see load_view_of
         std::uint64_t e = taken.word & pos_mask;
+        const std::uint64_t taken_units = mul_64x64(taken.tokens, m_slots[gen_of(taken.word)].p.load(o)).hi != 0
+                                              ? pos_max
+                                              : taken.tokens * m_slots[gen_of(taken.word)].p.load(o);
+        std::uint64_t b = e - std::min(e, taken_units);
         for (unsigned from = gen_of(taken.word); from != g; from = (from + 1) % slot_count) {
-            const slot& prev = m_slots[from];
-            const slot& next = m_slots[(from + 1) % slot_count];
-            constexpr auto o = std::memory_order_acquire; // see load_view_of
-            const std::uint64_t before = next.from_pos.load(o), after = next.to_pos.load(o);
-            const std::uint64_t behind = before > e ? before - e : 0; // units after the end
-            const std::uint64_t moved = div_ceil(mul_64x64(behind, next.p.load(o)), prev.p.load(o));
+            const slot& k = m_slots[(from + 1) % slot_count];
+            const std::uint64_t mul = k.scale_mul.load(o), div = k.scale_div.load(o);
+            const std::uint64_t a = k.from_accrual.load(o), before = k.from_pos.load(o);
+            const std::uint64_t after = k.to_pos.load(o);
+            if (mul == 0 || div == 0 || e <= a)
+                return false; // nothing carried over, or restored before the change
+            const std::uint64_t unrestored = e - std::max(b, a);
+            const std::uint64_t behind = before > e ? before - e : 0;
+            const std::uint64_t moved = div_ceil(mul_64x64(behind, mul), div);
+            const std::uint64_t kept = std::min(divmod(mul_64x64(unrestored, mul), div).quot, pos_max);
             e = after > moved ? after - moved : 0;
+            b = e - std::min(e, kept);
         }
+        begin = b;
         end = e;
         return m_version.load(std::memory_order_relaxed) == version;
     }

@@ -333,10 +333,16 @@ public:
                                            ? feedback::outcome::success
                                            : m_feedback.kind;
         const std::optional<cost_type> usage = r.usage;
-        std::array<std::uint64_t, metrics_type::size> surplus{};
-        if (usage) {
+        // What the settlement gives back (measured: time or a limit change may have restored
+        // part of the surplus already), so that adaptation judges demand as before it.
+        std::array<std::uint64_t, metrics_type::size> given_back{};
+        if (usage && m_options.adaptive != nullptr) {
+            const auto before = m_gov->availability();
+            m_reservation->commit(*usage);
+            const auto after = m_gov->availability();
             for (std::size_t i = 0; i < metrics_type::size; ++i)
-                surplus[i] = m_estimate[i] > (*usage)[i] ? m_estimate[i] - (*usage)[i] : 0;
+                given_back[i] = after[i] > before[i] ? after[i] - before[i] : 0;
+        } else if (usage) {
             m_reservation->commit(*usage);
         } else if (kind == feedback::outcome::success)
             m_reservation->commit(m_estimate);
@@ -344,7 +350,7 @@ public:
             settle_as(kind == feedback::outcome::retryable ? m_options.if_unknown
                                                            : m_options.if_rejected);
         m_reservation.reset();
-        learn(m_feedback.kind, surplus);
+        learn(m_feedback.kind, given_back);
         m_summary.last_outcome = kind;
         const time_point now = m_gov->now();
         if (kind == feedback::outcome::success)
