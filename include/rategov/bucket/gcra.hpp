@@ -61,8 +61,6 @@ namespace detail {
 /// Ticks are nanoseconds since the owner's epoch; the horizon is 2^62 − 1 ns (146 years).
 inline constexpr std::uint64_t tick_max = (std::uint64_t{1} << 62) - 1;
 
-/// A decision in tick space: status and the tick from which the request is (or would be)
-/// ready.
 /// A decision in tick space: status, the tick from which the request is (or would be)
 /// ready, and what it took.
 struct tick_result {
