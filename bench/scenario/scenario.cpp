@@ -686,7 +686,13 @@ int run(const options& o) {
     rng seeds{o.seed ^ 0xC0FFEEULL};
     for (unsigned i = 0; i < o.clients; ++i) {
         const std::uint64_t s = seeds.next();
-        if (o.client == "rategov")
+        // rategov reads the headers the provider sends, with the matching profile.
+        if (o.client == "rategov" && o.headers == "openai")
+            clients.push_back(std::make_unique<rategov_client<fb::openai_profile<llm>>>(shared, s));
+        else if (o.client == "rategov" && o.headers == "anthropic")
+            clients.push_back(
+                std::make_unique<rategov_client<fb::anthropic_profile<llm>>>(shared, s));
+        else if (o.client == "rategov")
             clients.push_back(
                 std::make_unique<rategov_client<fb::fireworks_profile<llm>>>(shared, s));
         else if (o.client == "rategov-blind")
@@ -699,11 +705,6 @@ int run(const options& o) {
         else
             clients.push_back(std::make_unique<pause_client>(paused, s));
     }
-    if (o.client == "rategov" && o.headers == "openai") {
-        // (the fireworks profile reads nothing of OpenAI-style headers: the client adapts
-        // from outcomes for those metrics, as rategov-blind does)
-    }
-
     // The event loop: (time, sequence, client), earliest first; ties in order of scheduling.
     struct ev {
         time_point at;
