@@ -2,7 +2,8 @@
 /// `testing::provider_simulator`: a deterministic model of an LLM provider's rate limits in
 /// virtual time, to test clients against (yours, or the library's) without a network.
 ///
-/// It models the seed provider (see the README's "Provider simulator"): per account and
+/// It models the seed provider (see the README's "Testing against a simulated provider"): per
+/// account and
 /// model, limits on requests and three token metrics — total prompt (cached + uncached),
 /// uncached prompt, generated — enforced by a sliding window or by token buckets; limits
 /// that grow toward an upper bound while the account uses them and shrink toward a lower
@@ -15,7 +16,8 @@
 /// `ready_at`. Nothing happens between calls; every call first brings the model up to the
 /// clock's time (tokens generated, limits adapted) in exact time order, so the result does
 /// not depend on how often it is called. Deterministic: the same calls at the same times
-/// with the same `seed` give the same responses.
+/// with the same `seed` give the same responses (except Anthropic-style reset instants,
+/// which are wall-clock times).
 ///
 /// \code
 /// rategov::testing::manual_clock clock;
