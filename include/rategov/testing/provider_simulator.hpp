@@ -2,14 +2,14 @@
 /// `testing::provider_simulator`: a deterministic model of an LLM provider's rate limits in
 /// virtual time, to test clients against (yours, or the library's) without a network.
 ///
-/// It models the seed provider (see the README's "Testing against a simulated provider"): per
-/// account and
-/// model, limits on requests and three token metrics — total prompt (cached + uncached),
-/// uncached prompt, generated — enforced by a sliding window or by token buckets; limits
-/// that grow toward an upper bound while the account uses them and shrink toward a lower
-/// bound when it does not; time to first token plus time per generated token; a prompt
-/// cache; 429 over the limit, 503 load shedding (never for priority traffic by default);
-/// and the headers the seed provider sends, optionally OpenAI- or Anthropic-style ones.
+/// It models the seed provider (see the README's "Testing against a simulated provider"):
+/// per account and model, limits on requests and three token metrics — total prompt (cached
+/// + uncached), uncached prompt, generated — enforced by a sliding window or by token
+/// buckets; limits that grow toward an upper bound while the account uses them and shrink
+/// toward a lower bound when it does not; time to first token plus time per generated
+/// token; a prompt cache; 429 over the limit, 503 load shedding (never for priority traffic
+/// by default); and the headers the seed provider sends, optionally OpenAI- or
+/// Anthropic-style ones.
 ///
 /// It is driven by the caller's clock (a `testing::manual_clock` in virtual time): `submit`
 /// a request now, `collect` its response once the clock has reached the ticket's
