@@ -299,7 +299,10 @@ public:
     /// restored is carried through them (see `carry`). Nothing is given back after more
     /// changes, or when positions after ours lie beyond a full bucket (reservations queued
     /// behind ours hold promised ready times that moving the queue would break; or debt):
-    /// such a refund loses tokens rather than create any.
+    /// such a refund loses tokens rather than create any. Known limit: a refund of a take
+    /// *before* ours moves the chain, and our receipt's place is then later than the truth,
+    /// so part of what time restored meanwhile may be given back — at most what that refund
+    /// moved, never more than the n asked for, and the bucket never beyond its burst.
     template <class Now>
     void undo(word& state, const receipt& taken, std::uint64_t n, Now now) noexcept {
         if (taken.word == 0 || n == 0)
@@ -423,7 +426,9 @@ public:
             const std::uint64_t next = convert(ov, w & pos_mask, nv, how, tau);
             const bool kept = how == inheritance::keep;
             record(g2, {w & pos_mask, next, accrued(ov, tau), nv.c * nv.since(tau),
-                        how == inheritance::reset ? 0 : kept ? nv.p : nv.burst_units,
+                        how == inheritance::reset ? 0
+                        : kept                    ? nv.p
+                                                  : nv.burst_units,
                         kept ? ov.p : ov.burst_units});
             if (publish(state, w, g2, next))
                 break;
@@ -689,9 +694,8 @@ private:
                              std::uint64_t& begin, std::uint64_t& end) const noexcept {
         constexpr auto o = std::memory_order_acquire; // see load_view_of
         std::uint64_t e = taken.word & pos_mask;
-        const std::uint64_t taken_units = mul_64x64(taken.tokens, m_slots[gen_of(taken.word)].p.load(o)).hi != 0
-                                              ? pos_max
-                                              : taken.tokens * m_slots[gen_of(taken.word)].p.load(o);
+        const std::uint64_t p = m_slots[gen_of(taken.word)].p.load(o);
+        const std::uint64_t taken_units = taken.tokens > pos_max / p ? pos_max : taken.tokens * p;
         std::uint64_t b = e - std::min(e, taken_units);
         for (unsigned from = gen_of(taken.word); from != g; from = (from + 1) % slot_count) {
             const slot& k = m_slots[(from + 1) % slot_count];
@@ -703,7 +707,8 @@ private:
             const std::uint64_t unrestored = e - std::max(b, a);
             const std::uint64_t behind = before > e ? before - e : 0;
             const std::uint64_t moved = div_ceil(mul_64x64(behind, mul), div);
-            const std::uint64_t kept = std::min(divmod(mul_64x64(unrestored, mul), div).quot, pos_max);
+            const std::uint64_t kept =
+                std::min(divmod(mul_64x64(unrestored, mul), div).quot, pos_max);
             e = after > moved ? after - moved : 0;
             b = e - std::min(e, kept);
         }
