@@ -1486,3 +1486,79 @@ TEST(SimulatorEndToEnd, call_against_the_simulator) {
 }
 
 } // namespace
+
+// --- Retry-After is never early (found in review) ----------------------------------------------
+
+namespace {
+
+/// Submits `first` at 0 and then `second` at `at` on a fresh simulator: the second's response.
+std::pair<rt::llm_response, std::chrono::nanoseconds>
+second_at(const rt::simulator_config& cfg, const std::vector<rt::llm_request>& first,
+          const rt::llm_request& second, std::chrono::nanoseconds at) {
+    rt::manual_clock clock;
+    rt::provider_simulator sim(clock, cfg);
+    for (const rt::llm_request& r : first)
+        sim.submit(r);
+    clock.set(rt::manual_clock::time_point(at));
+    const auto t = sim.submit(second);
+    clock.set(t.ready_at);
+    return {sim.collect(t), clock.now().time_since_epoch()};
+}
+
+/// Resubmitting at the advertised Retry-After (ms) is admitted.
+void expect_retry_after_is_not_early(const rt::simulator_config& cfg,
+                                     const std::vector<rt::llm_request>& first,
+                                     const rt::llm_request& second, std::chrono::nanoseconds at) {
+    const auto [refused, when] = second_at(cfg, first, second, at);
+    ASSERT_EQ(refused.status, 429);
+    const auto wait = std::chrono::milliseconds(std::stoll(header(refused, "retry-after-ms")));
+    EXPECT_EQ(second_at(cfg, first, second, when + wait).first.status, 200)
+        << "refused again at the advertised " << (when + wait).count() << " ns";
+}
+
+rt::llm_request asking(std::uint64_t max_tokens, std::uint64_t output) {
+    rt::llm_request r;
+    r.prompt_tokens = 10;
+    r.max_tokens = max_tokens;
+    r.output_tokens = output;
+    return r;
+}
+
+} // namespace
+
+TEST(SimulatorRetryAfter, AHoldReleasedAfterTheWindowIsWaitedFor) {
+    // 30000 held at 0 by a request that completes at 80.2 s (8000 generated: 22000 given
+    // back then); 29500 asked at 10 s can only come at 80.2 s.
+    rt::simulator_config cfg;
+    cfg.headers = rt::header_style::openai;
+    expect_retry_after_is_not_early(cfg, {asking(30'000, 8'000)}, asking(29'500, 10), 10s);
+    const auto [refused, when] = second_at(cfg, {asking(30'000, 8'000)}, asking(29'500, 10), 10s);
+    EXPECT_EQ(when + std::chrono::milliseconds(std::stoll(header(refused, "retry-after-ms"))),
+              80'200ms);
+}
+
+TEST(SimulatorRetryAfter, TokensStillToComeAreWaitedForWithoutHolds) {
+    // Without holds, 7 requests generating 20000 each (for 200 s) keep the generated usage
+    // at the limit long after 70 s: Retry-After must count the tokens still to come.
+    for (const rt::enforcement mode : {rt::enforcement::window, rt::enforcement::bucket}) {
+        rt::simulator_config cfg;
+        cfg.headers = rt::header_style::openai;
+        cfg.hold_max_tokens = false;
+        cfg.mode = mode;
+        cfg.bucket_burst = 1s; // produced at 700/s against 600/s: the bucket fills
+        const std::vector<rt::llm_request> seven(7, asking(20'000, 20'000));
+        expect_retry_after_is_not_early(cfg, seven, asking(100, 10), 70s);
+    }
+}
+
+TEST(SimulatorConfig, ALowerBoundOfZeroAndAnEndlessAdaptationPeriodAreRefused) {
+    rt::simulator_config c;
+    c.lower = rt::llm_limits{6'000, 0, 0, 0};
+    EXPECT_TRUE(contains(construct_error(c), "lower limit of metric 1 is 0")) << construct_error(c);
+    rt::simulator_config d;
+    d.adapt_every = std::chrono::nanoseconds::max();
+    EXPECT_TRUE(contains(construct_error(d), "adapt_every")) << construct_error(d);
+    rt::simulator_config e;
+    e.per_output_token = 11s;
+    EXPECT_TRUE(contains(construct_error(e), "latencies")) << construct_error(e);
+}

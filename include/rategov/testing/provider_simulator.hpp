@@ -210,8 +210,9 @@ struct simulator_config {
         };
         const llm_limits lo = lower.value_or(start), hi = upper.value_or(start);
         for (std::size_t i = 0; i < 4; ++i) {
-            if (start[i] == 0)
-                bad("start limit of metric " + std::to_string(i) + " is 0");
+            if (start[i] == 0 || lo[i] == 0)
+                bad((start[i] == 0 ? "start" : "lower") + std::string(" limit of metric ") +
+                    std::to_string(i) + " is 0");
             if (!(lo[i] <= start[i] && start[i] <= hi[i]))
                 bad("need lower ≤ start ≤ upper for metric " + std::to_string(i) + ", got " +
                     std::to_string(lo[i]) + ", " + std::to_string(start[i]) + ", " +
@@ -225,8 +226,9 @@ struct simulator_config {
         if (bucket_burst < std::chrono::milliseconds(1) || bucket_burst > std::chrono::hours(24))
             bad("bucket_burst " + std::to_string(bucket_burst.count()) +
                 " ns must lie in [1 ms, 24 h]");
-        if (adapt_every < std::chrono::milliseconds(1))
-            bad("adapt_every " + std::to_string(adapt_every.count()) + " ns must be ≥ 1 ms");
+        if (adapt_every < std::chrono::milliseconds(1) || adapt_every > std::chrono::hours(24))
+            bad("adapt_every " + std::to_string(adapt_every.count()) +
+                " ns must lie in [1 ms, 24 h]");
         auto share = [&](double v, const char* name) {
             if (!(v >= 0.0 && v <= 1.0))
                 bad(std::string(name) + " " + std::to_string(v) + " must lie in [0, 1]");
@@ -247,6 +249,9 @@ struct simulator_config {
         if (time_to_first_token.count() < 0 || per_output_token.count() < 0 ||
             reject_latency.count() < 0)
             bad("latencies must not be negative");
+        if (time_to_first_token > std::chrono::hours(1) || reject_latency > std::chrono::hours(1) ||
+            per_output_token > std::chrono::seconds(10))
+            bad("latencies must be at most 1 h (per output token: 10 s)");
         for (const shed_window& w : shed_windows) {
             share(w.rate, "shed_windows rate");
             if (w.to < w.from)
@@ -466,6 +471,11 @@ public:
         // The generated "cost" on arrival: what is held (max_tokens, or 0).
         p.cost = {1, req.prompt_tokens, req.prompt_tokens - cached, hold_of(req)};
         p.output = std::min(req.output_tokens, req.max_tokens);
+        const auto per_token = static_cast<std::uint64_t>(m_config.per_output_token.count());
+        if (per_token != 0 && p.output > std::uint64_t{86'400'000'000'000} / per_token)
+            rategov::detail::throw_config_error("provider_simulator::submit: output_tokens " +
+                                                std::to_string(p.output) +
+                                                " would take more than 24 h to generate");
         p.arrival = now;
         const std::uint64_t id = ++m_next_id;
         if (shed(now, req.priority)) {
@@ -493,9 +503,11 @@ public:
         }
         const std::int64_t ready =
             p.status == 200 ? p.done_at : now + m_config.reject_latency.count();
+        p.ready = ready;
         m_pending.emplace(id, std::move(p));
-        return {id, m_epoch + std::chrono::duration_cast<typename C::duration>(
-                                  std::chrono::nanoseconds(ready))};
+        // Rounded up to the clock's tick: never before the response is complete.
+        return {id,
+                m_epoch + std::chrono::ceil<typename C::duration>(std::chrono::nanoseconds(ready))};
     }
 
     /// The response of `t`, once the clock has reached `t.ready_at`; headers as of now.
@@ -507,7 +519,7 @@ public:
         if (it == m_pending.end())
             rategov::detail::throw_config_error(
                 "provider_simulator::collect: unknown or collected ticket " + std::to_string(t.id));
-        if (m_clock.now() < t.ready_at)
+        if (now < it->second.ready)
             rategov::detail::throw_config_error("provider_simulator::collect: ticket " +
                                                 std::to_string(t.id) + " is not ready yet");
         const pending p = std::move(it->second);
@@ -625,6 +637,7 @@ private:
         std::int64_t arrival = 0;
         std::int64_t gen_start = 0;
         std::int64_t done_at = 0;
+        std::int64_t ready = 0; ///< when the response is complete (ns since the epoch)
     };
     /// The next generation event: a token (streamed) or all of them (at completion).
     struct event {
@@ -754,8 +767,9 @@ private:
         double busiest = 0.0;
         for (std::size_t i = 1; i < metric_count; ++i) {
             a.usage[i].prune(t, window_ns());
-            busiest = std::max(busiest, static_cast<double>(a.usage[i].sum()) /
-                                            static_cast<double>(a.limit[i]));
+            // Held tokens are in use too: an account refused for its holds is not idle.
+            const std::uint64_t use = a.usage[i].sum() + (i == 3 ? a.held : 0);
+            busiest = std::max(busiest, static_cast<double>(use) / static_cast<double>(a.limit[i]));
         }
         const double minutes = static_cast<double>(m_config.adapt_every.count()) / 6e10;
         double f = 1.0;
@@ -850,7 +864,14 @@ private:
             } else {
                 a.bucket[i].drain(now);
                 const std::uint64_t full = a.bucket[i].burst();
-                wait = std::max(wait, a.bucket[i].until_room(n + (full - cap)));
+                // Without holds, generated tokens still to come are added as they come: take
+                // them as added now (an upper bound of the level at any later time).
+                std::uint64_t to_come = 0;
+                if (i == 3 && !m_config.hold_max_tokens)
+                    for (const auto& [id, p] : m_pending)
+                        if (p.key == &a && p.status == 200)
+                            to_come += p.output - p.produced;
+                wait = std::max(wait, a.bucket[i].until_room(n + (full - cap) + to_come));
             }
         }
         return wait;
@@ -863,20 +884,31 @@ private:
     [[nodiscard]] std::int64_t until_generated_at_most(account& a, std::int64_t now,
                                                        std::uint64_t target) {
         a.usage[3].prune(now, window_ns());
-        const std::uint64_t use = a.usage[3].sum() + a.held;
+        std::vector<const pending*> flying;
+        std::uint64_t to_come = 0; // tokens still to be generated
+        for (const auto& [id, p] : m_pending)
+            if (p.key == &a && p.status == 200) {
+                flying.push_back(&p);
+                to_come += p.output - p.produced;
+            }
+        // Without holds, the tokens to come will count too: take them as counted now (an
+        // upper bound of the usage at any later time, and one that only falls).
+        const std::uint64_t use =
+            a.usage[3].sum() + a.held + (m_config.hold_max_tokens ? 0 : to_come);
         if (use <= target)
             return 0;
         const std::uint64_t excess = use - target;
-        // Holds released at completion (all within the next window: in time order, merged
-        // with the window's entries, which leave by now + window).
+        // What leaves, in time order: the window's entries (by now + window); the unused part
+        // of each hold, when its request completes; each token to come, one window after it
+        // is generated (all after now + window).
         std::vector<std::pair<std::int64_t, std::uint64_t>> releases;
-        std::vector<const pending*> flying;
-        for (const auto& [id, p] : m_pending) {
-            if (p.key != &a || p.status != 200)
-                continue;
-            flying.push_back(&p);
-            if (p.hold > p.output - p.produced)
-                releases.emplace_back(p.done_at, p.hold - (p.output - p.produced));
+        std::int64_t first_token_leaves = std::numeric_limits<std::int64_t>::max();
+        for (const pending* p : flying) {
+            if (p->hold > p->output - p->produced)
+                releases.emplace_back(p->done_at, p->hold - (p->output - p->produced));
+            if (p->produced < p->output)
+                first_token_leaves =
+                    std::min(first_token_leaves, next_token_time(*p) + window_ns());
         }
         std::sort(releases.begin(), releases.end());
         std::uint64_t freed = 0;
@@ -888,34 +920,38 @@ private:
             if ((freed += n) >= excess)
                 return std::max<std::int64_t>(0, t + window_ns() - now);
         }
-        for (; rel != releases.end(); ++rel)
+        for (; rel != releases.end() && rel->first <= first_token_leaves; ++rel)
             if ((freed += rel->second) >= excess)
                 return std::max<std::int64_t>(0, rel->first - now);
-        // Then the tokens still to be generated, each one window after it is: the earliest
-        // time by which enough of them have left (a search over time; few requests fly).
+        // Then the later releases and the tokens to come together: the first time by which
+        // enough has left (a search over time: what has left only grows).
+        const auto later = rel;
         auto left_by = [&](std::int64_t when) {
-            std::uint64_t k = 0;
+            std::uint64_t k = freed;
+            for (auto r = later; r != releases.end() && r->first <= when; ++r)
+                k += r->second;
+            const std::int64_t generated_by = when - window_ns();
             for (const pending* p : flying) {
-                const pending& q = *p;
-                const std::int64_t gen_at = when - window_ns(); // generated by then
-                if (m_config.counting == generated_counting::at_completion || q.output == 0)
-                    k += q.done_at <= gen_at ? q.output - q.produced : 0;
-                else if (gen_at >= q.gen_start)
-                    k += std::min<std::uint64_t>(q.output, static_cast<std::uint64_t>(
-                                                               (gen_at - q.gen_start) /
-                                                               m_config.per_output_token.count())) -
-                         std::min(q.output, q.produced);
+                std::int64_t by = 0; // tokens of p generated by `generated_by`
+                if (m_config.counting == generated_counting::at_completion || p->output == 0)
+                    by = p->done_at <= generated_by ? static_cast<std::int64_t>(p->output) : 0;
+                else if (generated_by >= p->gen_start)
+                    by =
+                        std::min(static_cast<std::int64_t>(p->output),
+                                 (generated_by - p->gen_start) / m_config.per_output_token.count());
+                k += static_cast<std::uint64_t>(
+                    std::max<std::int64_t>(0, by - static_cast<std::int64_t>(p->produced)));
             }
             return k;
         };
-        std::int64_t lo = now, hi = now + 2 * window_ns();
+        std::int64_t lo = now, hi = now + window_ns();
         for (const pending* p : flying)
             hi = std::max(hi, p->done_at + window_ns());
-        if (freed + left_by(hi) < excess)
-            return hi - now;
-        while (lo < hi) { // the first time by which enough has left
+        if (left_by(hi) < excess)
+            return hi - now; // (not reached: by then everything has left)
+        while (lo < hi) {
             const std::int64_t mid = lo + (hi - lo) / 2;
-            if (freed + left_by(mid) >= excess)
+            if (left_by(mid) >= excess)
                 hi = mid;
             else
                 lo = mid + 1;
@@ -944,9 +980,12 @@ private:
         const std::int64_t retry_ns = over ? until_admitted(a, p.cost, p.priority, now) : 0;
         if (has(m_config.headers, header_style::fireworks)) {
             const std::uint64_t div = m_config.tokens_unit == feedback::per::second ? 60 : 1;
-            r.headers.add("x-ratelimit-limit-tokens-prompt", num(a.limit[1] / div));
-            r.headers.add("x-ratelimit-limit-tokens-cache-adjusted-prompt", num(a.limit[2] / div));
-            r.headers.add("x-ratelimit-limit-tokens-generated", num(a.limit[3] / div));
+            auto per_unit = [&](std::uint64_t v) {
+                return num(std::max<std::uint64_t>(1, v / div));
+            };
+            r.headers.add("x-ratelimit-limit-tokens-prompt", per_unit(a.limit[1]));
+            r.headers.add("x-ratelimit-limit-tokens-cache-adjusted-prompt", per_unit(a.limit[2]));
+            r.headers.add("x-ratelimit-limit-tokens-generated", per_unit(a.limit[3]));
             if (m_config.send_remaining) {
                 r.headers.add("x-ratelimit-limit-requests", num(a.limit[0]));
                 r.headers.add("x-ratelimit-remaining-requests", num(remaining(a, 0, now)));
@@ -963,9 +1002,11 @@ private:
             }
         }
         if (has(m_config.headers, header_style::openai)) {
-            r.headers.add("x-ratelimit-limit-requests", num(a.limit[0]));
+            if (!(has(m_config.headers, header_style::fireworks) && m_config.send_remaining)) {
+                r.headers.add("x-ratelimit-limit-requests", num(a.limit[0]));
+                r.headers.add("x-ratelimit-remaining-requests", num(remaining(a, 0, now)));
+            }
             r.headers.add("x-ratelimit-limit-tokens", num(a.limit[1]));
-            r.headers.add("x-ratelimit-remaining-requests", num(remaining(a, 0, now)));
             r.headers.add("x-ratelimit-remaining-tokens", num(remaining(a, 1, now)));
             r.headers.add("x-ratelimit-reset-requests",
                           sim_detail::go_duration(until_reset(a, 0, now)));
