@@ -184,6 +184,15 @@ options parse(int argc, char** argv) {
             }
             return x;
         };
+        auto whole = [&](double lo, double hi) { // an integer in [lo, hi]
+            const double x = num(lo, hi);
+            if (x != std::floor(x)) {
+                std::fprintf(stderr, "rategov_scenario: %s %s: expected a whole number\n",
+                             a.c_str(), v.c_str());
+                std::exit(2);
+            }
+            return x;
+        };
         auto one_of = [&](std::initializer_list<const char*> names) {
             for (const char* n : names)
                 if (v == n)
@@ -201,11 +210,11 @@ options parse(int argc, char** argv) {
             else if (a == "--scenario")
                 o.scenario = one_of({"steady", "halve", "double", "priority", "shed"});
             else if (a == "--clients")
-                o.clients = static_cast<unsigned>(num(1, 100'000));
+                o.clients = static_cast<unsigned>(whole(1, 100'000));
             else if (a == "--duration")
                 o.duration_s = num(1, 86'400);
             else if (a == "--seed")
-                o.seed = static_cast<std::uint64_t>(num(0, 9e15));
+                o.seed = static_cast<std::uint64_t>(whole(0, 9e15));
             else if (a == "--server-enforcement")
                 o.enforcement = one_of({"window", "bucket"});
             else if (a == "--server-burst")
@@ -217,7 +226,7 @@ options parse(int argc, char** argv) {
             else if (a == "--output-tokens")
                 o.output = distribution::parse(v);
             else if (a == "--max-tokens")
-                o.max_tokens = static_cast<std::uint64_t>(num(1, 1e7));
+                o.max_tokens = static_cast<std::uint64_t>(whole(1, 1e7));
             else if (a == "--counting")
                 o.counting = one_of({"streamed", "at_completion"});
             else if (a == "--headers")
@@ -230,7 +239,7 @@ options parse(int argc, char** argv) {
             else if (a == "--server-hold")
                 o.hold = one_of({"max_tokens", "none"}) == "max_tokens";
             else if (a == "--timeout")
-                o.timeout_s = static_cast<unsigned>(num(1, 86'400));
+                o.timeout_s = static_cast<unsigned>(whole(1, 86'400));
             else if (a == "--csv")
                 o.csv = v;
             else {
@@ -436,7 +445,8 @@ public:
                     return w.clock.now() + 100ms;
                 continue;
             }
-            // send
+            if (step.what != action::send) // in_flight: cannot happen here (fed at once)
+                throw std::logic_error("rategov_scenario: call_machine in flight without a send");
             m_sent = w.clock.now();
             const auto t = w.send(m_spec.req);
             m_ticket = t;
@@ -484,7 +494,8 @@ public:
                     continue;
                 }
                 on_failure(w, r.status);
-                if (m_attempt >= max_attempts()) {
+                // Only 429 and 503 are retried (a 400 never succeeds).
+                if (m_attempt >= max_attempts() || (r.status != 429 && r.status != 503)) {
                     w.finished(m_spec, false, m_issued, m_sent, nullptr);
                     m_active = false;
                     continue;
@@ -510,10 +521,11 @@ protected:
     virtual time_point may_send(world& w, const rt::llm_request&) { return w.clock.now(); }
     virtual void on_failure(world&, int) {}
     /// tenacity's `wait_random_exponential(min=1, max=60)`, as the provider cookbooks use:
-    /// uniform in [0, min(60, 2^attempt)] seconds, at least 1 s.
+    /// after the n-th failed attempt, uniform in [1, max(1, min(60, 2^(n-1)))] seconds.
     virtual clock_type::duration retry_delay(world&, int) {
-        const double hi = std::min(60.0, std::ldexp(1.0, static_cast<int>(m_attempt)));
-        const double s = std::max(1.0, hi * m_rng.uniform());
+        const double hi =
+            std::max(1.0, std::min(60.0, std::ldexp(1.0, static_cast<int>(m_attempt) - 1)));
+        const double s = 1.0 + (hi - 1.0) * m_rng.uniform();
         return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
     }
 
@@ -781,19 +793,27 @@ int run(const options& o) {
         if (util[i] > util[binding])
             binding = i;
 
-    // Adaptation (virtual seconds from the change at mid-run), for the binding metric:
+    // Adaptation (virtual seconds from the change at mid-run), for the binding metric, over
+    // a minute (the provider's own unit; it also lets a client spend its local burst):
     // `halve` — until what the client offers (sends, admitted or not) over the next minute
-    // is within 105 % of the new limit (a minute: the provider's own unit, which also lets a
-    // client spend its local burst); `double` — until what the provider counts over 10 s
-    // first reaches 95 % of the new upper bound. Never within the run: the time left.
+    // is within 105 % of the new limit; null when it offered no more than that in the minute
+    // before the change (nothing to adapt to); `double` — until what the provider counts
+    // over a minute first reaches 95 % of the new upper bound. Never within the run: the
+    // time left, with "adapted": false.
     double adaptation = -1;
     bool adapted = false;
     if (o.scenario == "halve" || o.scenario == "double") {
-        const auto k0 = static_cast<std::size_t>(mid);
+        const auto k0 = static_cast<std::size_t>(std::ceil(mid));
+        constexpr std::size_t span = 60;
         if (o.scenario == "halve") {
-            constexpr std::size_t span = 60;
             const std::size_t last = std::min(samples.size(), w.offered.size());
-            for (std::size_t k = k0; k + span <= last; ++k) {
+            double before = 0; // offered in the minute before the change
+            for (std::size_t j = k0 >= span ? k0 - span : 0; j < k0 && j < last; ++j)
+                before += static_cast<double>(w.offered[j][binding]);
+            const double new_limit =
+                k0 < samples.size() ? static_cast<double>(samples[k0].limit[binding]) : 0;
+            const bool applicable = before > new_limit * 1.05;
+            for (std::size_t k = k0; applicable && k + span <= last; ++k) {
                 double offered = 0;
                 for (std::size_t j = k; j < k + span; ++j)
                     offered += static_cast<double>(w.offered[j][binding]);
@@ -803,8 +823,9 @@ int run(const options& o) {
                     break;
                 }
             }
+            if (!applicable)
+                adaptation = -2; // nothing to adapt to
         } else {
-            constexpr std::size_t span = 10;
             const double bound = static_cast<double>(rt::llm_limits{}.scaled(2.0)[binding]) / 60;
             for (std::size_t k = k0; k + span < samples.size(); ++k) {
                 const double served =
@@ -817,7 +838,7 @@ int run(const options& o) {
                 }
             }
         }
-        if (!adapted)
+        if (!adapted && adaptation != -2)
             adaptation = o.duration_s - mid;
     }
 
