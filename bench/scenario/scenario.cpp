@@ -42,8 +42,10 @@ constexpr const char* metric_names[metric_count] = {"requests", "total_prompt", 
 // every standard library.
 
 struct rng {
-    std::uint64_t state;
-    std::uint64_t next() { return rategov::testing::sim_detail::next_random(state); }
+    explicit rng(std::uint64_t seed)
+        : gen(seed) {}
+    rategov::backoff::splitmix64 gen;
+    std::uint64_t next() { return gen(); }
     double uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; } // [0, 1)
     double normal() {                                                          // Box–Muller
         const double u1 = 1.0 - uniform(), u2 = uniform();

@@ -47,6 +47,7 @@
 #include <utility>
 #include <vector>
 
+#include <rategov/backoff/backoff.hpp>
 #include <rategov/client/transport.hpp>
 #include <rategov/clock/clock.hpp>
 #include <rategov/config.hpp>
@@ -393,14 +394,6 @@ private:
     std::uint64_t m_frac = 0;
     std::int64_t m_at = 0;
 };
-
-/// splitmix64, for the shedding draws.
-[[nodiscard]] inline std::uint64_t next_random(std::uint64_t& state) noexcept {
-    std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
 
 /// A Go-style duration ("1.5s", "250ms", "0s").
 [[nodiscard]] inline std::string go_duration(std::int64_t ns) {
@@ -807,7 +800,7 @@ private:
             rate *= m_config.priority_shed_factor;
         if (rate <= 0.0)
             return false;
-        const double u = static_cast<double>(sim_detail::next_random(m_random) >> 11) * 0x1.0p-53;
+        const double u = static_cast<double>(m_random() >> 11) * 0x1.0p-53;
         return u < rate;
     }
 
@@ -1042,7 +1035,7 @@ private:
     [[no_unique_address]] C m_clock;
     simulator_config m_config;
     time_point m_epoch;
-    std::uint64_t m_random;
+    backoff::splitmix64 m_random; // the shedding draws
     std::uint64_t m_next_id = 0;
     std::map<std::pair<std::string, std::string>, account> m_accounts;
     std::unordered_map<std::uint64_t, pending> m_pending;
