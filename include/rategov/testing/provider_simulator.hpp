@@ -859,15 +859,29 @@ private:
                 const std::uint64_t full = a.bucket[i].burst();
                 // Without holds, generated tokens still to come are added as they come: take
                 // them as added now (an upper bound of the level at any later time).
-                std::uint64_t to_come = 0;
-                if (i == 3 && !m_config.hold_max_tokens)
-                    for (const auto& [id, p] : m_pending)
-                        if (p.key == &a && p.status == 200)
-                            to_come += p.output - p.produced;
+                const std::uint64_t to_come =
+                    i == 3 && !m_config.hold_max_tokens ? tokens_to_come(flying(a)) : 0;
                 wait = std::max(wait, a.bucket[i].until_room(n + (full - cap) + to_come));
             }
         }
         return wait;
+    }
+
+    /// The admitted requests of account `a` still in flight.
+    [[nodiscard]] std::vector<const pending*> flying(const account& a) const {
+        std::vector<const pending*> out;
+        for (const auto& [id, p] : m_pending)
+            if (p.key == &a && p.status == 200)
+                out.push_back(&p);
+        return out;
+    }
+    /// The tokens they have still to generate.
+    [[nodiscard]] static std::uint64_t
+    tokens_to_come(const std::vector<const pending*>& in_flight) {
+        std::uint64_t n = 0;
+        for (const pending* p : in_flight)
+            n += p->output - p->produced;
+        return n;
     }
 
     /// Window mode: nanoseconds until the generated usage plus holds is at most `target`,
@@ -877,17 +891,11 @@ private:
     [[nodiscard]] std::int64_t until_generated_at_most(account& a, std::int64_t now,
                                                        std::uint64_t target) {
         a.usage[3].prune(now, window_ns());
-        std::vector<const pending*> flying;
-        std::uint64_t to_come = 0; // tokens still to be generated
-        for (const auto& [id, p] : m_pending)
-            if (p.key == &a && p.status == 200) {
-                flying.push_back(&p);
-                to_come += p.output - p.produced;
-            }
+        const std::vector<const pending*> flying = this->flying(a);
         // Without holds, the tokens to come will count too: take them as counted now (an
         // upper bound of the usage at any later time, and one that only falls).
         const std::uint64_t use =
-            a.usage[3].sum() + a.held + (m_config.hold_max_tokens ? 0 : to_come);
+            a.usage[3].sum() + a.held + (m_config.hold_max_tokens ? 0 : tokens_to_come(flying));
         if (use <= target)
             return 0;
         const std::uint64_t excess = use - target;
