@@ -6,9 +6,12 @@
 #include <stdexcept>
 #include <string>
 
-/// Library version. Bumped together with `project(rategov VERSION …)` in CMakeLists.txt.
+/// Library version, major part. Bumped together with `project(rategov VERSION …)` in
+/// CMakeLists.txt.
 #define RATEGOV_VERSION_MAJOR 0
+/// Library version, minor part.
 #define RATEGOV_VERSION_MINOR 1
+/// Library version, patch part.
 #define RATEGOV_VERSION_PATCH 0
 /// The version as one comparable integer: `major * 10000 + minor * 100 + patch`.
 #define RATEGOV_VERSION                                                                            \
@@ -20,6 +23,7 @@
 #define RATEGOV_NAMESPACE_BEGIN                                                                    \
     namespace rategov {                                                                            \
     inline namespace v0 {
+/// Closes the namespaces opened by `RATEGOV_NAMESPACE_BEGIN`.
 #define RATEGOV_NAMESPACE_END                                                                      \
     }                                                                                              \
     }
@@ -56,7 +60,12 @@ static_assert(RATEGOV_CACHE_LINE >= 16 && (RATEGOV_CACHE_LINE & (RATEGOV_CACHE_L
 #define RATEGOV_ALWAYS_INLINE inline
 #define RATEGOV_COLD
 #endif
+/// \def RATEGOV_COLD
+/// Marks a rarely taken function `noinline` (and `cold` on GCC and Clang), so that it stays
+/// out of the hot path; empty on other compilers.
 
+/// 1 when the compiler has exceptions enabled, else 0 (configuration errors then call
+/// `RATEGOV_CONFIG_ERROR_HANDLER` or abort instead of throwing; see `config_error`).
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #define RATEGOV_HAS_EXCEPTIONS 1
 #else

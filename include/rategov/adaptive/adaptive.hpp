@@ -73,8 +73,12 @@ RATEGOV_NAMESPACE_BEGIN
 ///                              rategov::per_minute(360'000)};
 /// \endcode
 struct adaptive_bounds {
+    /// The lowest the limit may fall (429s stop cutting here; reports are clamped to it).
     quota lower;
+    /// The limit `adaptive_limits::bound` sets; its burst-to-count ratio shapes every limit
+    /// in force, and growth is a fraction of its count.
     quota start;
+    /// The highest the limit may grow (count at most 2^32 − 1; reports are clamped to it).
     quota upper;
     /// 429: the limit is multiplied by this (0 < decrease < 1).
     double decrease = 0.7;
@@ -226,8 +230,11 @@ class adaptive_limits {
     static constexpr std::size_t N = Governor::metrics_type::size;
 
 public:
+    /// The governor whose limits this adapts.
     using governor_type = Governor;
+    /// A time point of the governor's clock (`on_response`'s `started`).
     using time_point = typename Governor::time_point;
+    /// A response as a feedback profile reads it, for the governor's metrics.
     using feedback_type = feedback::response_feedback<N>;
 
     /// Adapts `gov`'s limits; every metric starts fixed (no bounds). `gov` must outlive this.

@@ -53,13 +53,19 @@ concept random_source = std::uniform_random_bit_generator<std::remove_cvref_t<G>
 /// \endcode
 class splitmix64 {
 public:
+    /// The type of the values `operator()` returns.
     using result_type = std::uint64_t;
+    /// A generator whose sequence is fixed by `seed` (any value, 0 included).
     constexpr explicit splitmix64(std::uint64_t seed = 0) noexcept
         : m_state(seed) {}
+    /// The smallest value `operator()` returns (0).
     [[nodiscard]] static constexpr result_type min() noexcept { return 0; }
+    /// The largest value `operator()` returns (2^64 − 1).
     [[nodiscard]] static constexpr result_type max() noexcept {
         return std::numeric_limits<result_type>::max();
     }
+    /// The next 64 uniformly distributed bits; advances the state. Not thread-safe: one
+    /// generator per thread.
     constexpr result_type operator()() noexcept {
         std::uint64_t z = (m_state += 0x9E3779B97F4A7C15ULL);
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -133,6 +139,7 @@ inline void check_base_cap(const char* what, nanoseconds base, nanoseconds cap) 
 
 /// No wait between attempts (retry at once; the governor still paces the retry).
 struct none {
+    /// Always zero.
     template <random_source G>
     [[nodiscard]] constexpr nanoseconds delay(unsigned, nanoseconds, G&) const noexcept {
         return nanoseconds(0);
@@ -147,6 +154,7 @@ public:
         : m_delay(d) {
         backoff_detail::check_nonnegative("constant", "delay", d);
     }
+    /// The delay given at construction, whatever the retry.
     template <random_source G>
     [[nodiscard]] constexpr nanoseconds delay(unsigned, nanoseconds, G&) const noexcept {
         return m_delay;
@@ -169,6 +177,7 @@ public:
         if (factor < 1)
             detail::throw_config_error("backoff::exponential: factor 0 is below 1");
     }
+    /// `min(cap, base · factor^retry)`, saturating; draws no random bits.
     template <random_source G>
     [[nodiscard]] constexpr nanoseconds delay(unsigned retry, nanoseconds, G&) const noexcept {
         return backoff_detail::to_ns(backoff_detail::grown(m_base, m_cap, m_factor, retry));
@@ -188,6 +197,7 @@ public:
         , m_cap(backoff_detail::ns(cap)) {
         backoff_detail::check_base_cap("full_jitter", base, cap);
     }
+    /// Uniform in [0, min(cap, base · 2^retry)], drawn from `random`.
     template <random_source G>
     [[nodiscard]] nanoseconds delay(unsigned retry, nanoseconds, G& random) const {
         return backoff_detail::to_ns(
@@ -208,6 +218,8 @@ public:
         , m_cap(backoff_detail::ns(cap)) {
         backoff_detail::check_base_cap("equal_jitter", base, cap);
     }
+    /// `t − ⌊t/2⌋` plus uniform [0, ⌊t/2⌋] drawn from `random`, where
+    /// `t = min(cap, base · 2^retry)`.
     template <random_source G>
     [[nodiscard]] nanoseconds delay(unsigned retry, nanoseconds, G& random) const {
         const std::uint64_t t = backoff_detail::grown(m_base, m_cap, 2, retry);
@@ -230,6 +242,8 @@ public:
         , m_cap(backoff_detail::ns(cap)) {
         backoff_detail::check_base_cap("decorrelated_jitter", base, cap);
     }
+    /// `min(cap, uniform [base, max(base, 3 · previous)])` drawn from `random`; a `previous`
+    /// ≤ 0 counts as `base`. The retry number is not used.
     template <random_source G>
     [[nodiscard]] nanoseconds delay(unsigned, nanoseconds previous, G& random) const {
         const std::uint64_t prev =
@@ -260,6 +274,9 @@ public:
     /// Full jitter from 250 ms up to 20 s.
     any_policy()
         : m_policy(full_jitter(std::chrono::milliseconds(250), std::chrono::seconds(20))) {}
+    /// Holds a copy of `p`, one of `none`, `constant`, `exponential`, `full_jitter`,
+    /// `equal_jitter` or `decorrelated_jitter` (implicit: a policy converts where an
+    /// `any_policy` is expected).
     template <class P>
     requires(!std::same_as<std::remove_cvref_t<P>, any_policy> &&
              std::constructible_from<std::variant<none, constant, exponential, full_jitter,
@@ -267,6 +284,7 @@ public:
                                      P>) any_policy(P p) // NOLINT: implicit by design
         : m_policy(std::move(p)) {}
 
+    /// The delay of the policy held, with the same arguments.
     template <random_source G>
     [[nodiscard]] nanoseconds delay(unsigned retry, nanoseconds previous, G& random) const {
         return std::visit([&](const auto& p) { return p.delay(retry, previous, random); },

@@ -82,9 +82,13 @@ class bucket : private detail::clock_base<Clock> {
     using base = detail::clock_base<Clock>;
 
 public:
+    /// The clock the bucket reads.
     using clock_type = Clock;
+    /// A time point of `Clock` (`ready_at`, the `*_at` functions' `at`).
     using time_point = typename Clock::time_point;
+    /// A duration of `Clock` (`max_wait`).
     using duration = typename Clock::duration;
+    /// What `try_acquire` and `reserve` return.
     using result = acquire_result<time_point>;
 
     /// A full bucket with limit `q`. The clock is copied (a handle for a manual clock).
@@ -112,6 +116,7 @@ public:
     [[nodiscard]] result reserve(std::uint64_t n, duration max_wait = duration::max()) noexcept {
         return reserve_at(n, this->now(), max_wait);
     }
+    /// The same at a caller-supplied time `at` instead of now.
     [[nodiscard]] result reserve_at(std::uint64_t n, time_point at,
                                     duration max_wait = duration::max()) noexcept {
         const std::uint64_t tau = this->tick_of(at);

@@ -24,6 +24,7 @@ struct receipt {
     std::uint64_t prior = 0;   ///< the state word it replaced
     std::uint64_t tokens = 0;  ///< how many tokens it took
     std::uint64_t version = 0; ///< the limit-change version it was taken under
+    /// Memberwise equality (two receipts of one grant compare equal).
     friend constexpr bool operator==(const receipt&, const receipt&) = default;
 };
 
@@ -44,14 +45,18 @@ struct receipt {
 /// \endcode
 template <class TimePoint>
 struct acquire_result {
+    /// Granted, denied or exceeds capacity (see above).
     acquire_status status;
+    /// When the tokens are (or could be) usable; `TimePoint::max()` for `exceeds_capacity`.
     TimePoint ready_at;
     /// What was taken, for an exact `refund(n, receipt)` (zero unless granted).
     rategov::receipt receipt{};
 
+    /// Whether `status` is `acquire_status::granted`.
     [[nodiscard]] constexpr bool granted() const noexcept {
         return status == acquire_status::granted;
     }
+    /// `granted()`.
     [[nodiscard]] constexpr explicit operator bool() const noexcept { return granted(); }
 };
 

@@ -82,6 +82,7 @@ template <class Governor,
           class Profile = feedback::retry_after_profile<typename Governor::metrics_type>,
           class Backoff = backoff::any_policy>
 struct call_options {
+    /// A time point of the governor's clock (`deadline`).
     using time_point = typename Governor::time_point;
 
     /// No tokens are waited for, and no retry is scheduled, past this time.
@@ -124,8 +125,10 @@ struct call_options {
 /// What happened during a call.
 template <class TimePoint>
 struct call_summary {
+    /// The unit of `waited` and `backed_off`: the clock's duration.
     using duration = typename TimePoint::duration;
 
+    /// How the call ended (`cancelled` until it has).
     call_status status = call_status::cancelled;
     /// The outcome of the last attempt (`nullopt` when nothing was sent).
     std::optional<feedback::outcome> last_outcome{};
@@ -141,12 +144,14 @@ struct call_summary {
     /// The last exception the transport threw, if any.
     std::exception_ptr error{};
 
+    /// Whether the call succeeded (`status == call_status::success`).
     [[nodiscard]] explicit operator bool() const noexcept { return status == call_status::success; }
 };
 
 /// The result of the blocking `call`: the summary and the last response received.
 template <class Response, class TimePoint>
 struct call_result : call_summary<TimePoint> {
+    /// The last attempt's response; `nullopt` when nothing was sent or the last attempt threw.
     std::optional<Response> response{};
 };
 
@@ -201,12 +206,19 @@ class call_machine {
                   "(`delay(unsigned retry, nanoseconds previous, Random&) -> nanoseconds`).");
 
 public:
+    /// The governor the call takes its tokens from.
     using governor_type = Governor;
+    /// The options the call runs with.
     using options_type = Options;
+    /// A time point of the governor's clock (`step::until`).
     using time_point = typename Governor::time_point;
+    /// A duration of the governor's clock.
     using duration = typename Governor::duration;
+    /// The call's estimate: one amount per metric.
     using cost_type = typename Governor::cost_type;
+    /// What `result()` returns.
     using summary = call_summary<time_point>;
+    /// What a response said, as the profile read it (`last_feedback()`).
     using feedback_type = feedback::response_feedback<metrics_type::size>;
 
     /// What the caller should do next.
@@ -218,7 +230,9 @@ public:
         /// send again on this answer)
         in_flight,
     };
+    /// What `next()` returns: the action, and for `wait` the time to wait until.
     struct step {
+        /// What the caller should do.
         action what;
         time_point until; ///< for `wait`: when to call `next()` again
     };

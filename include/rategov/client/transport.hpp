@@ -50,9 +50,11 @@ public:
                 return std::string_view(v);
         return std::nullopt;
     }
+    /// The number of headers added, duplicates included.
     [[nodiscard]] std::size_t size() const noexcept { return m_entries.size(); }
     /// The headers as (name, value) pairs, in arrival order.
     [[nodiscard]] auto begin() const noexcept { return m_entries.begin(); }
+    /// The end of the (name, value) pairs, for `begin()`.
     [[nodiscard]] auto end() const noexcept { return m_entries.end(); }
 
 private:
@@ -64,9 +66,14 @@ private:
 /// error code when there is one (e.g. `"insufficient_quota"`).
 template <class Metrics, class Headers = owned_headers>
 struct response {
+    /// The HTTP status code (e.g. 200, 429).
     int status = 0;
+    /// The response's headers, read by the feedback profile.
     Headers headers{};
+    /// What the request actually consumed per metric; `nullopt` when unknown (the estimate
+    /// then stands).
     std::optional<cost<Metrics>> usage{};
+    /// The provider's error code, empty when there is none.
     std::string error_code{};
 };
 
@@ -98,12 +105,16 @@ enum class delivery : std::uint8_t {
 /// \endcode
 class transport_error : public std::runtime_error {
 public:
+    /// A failure described by `what`, which `where` may have reached the provider, of kind
+    /// `kind` (`outcome::success` is taken as `outcome::retryable`).
     explicit transport_error(const std::string& what, delivery where = delivery::maybe_sent,
                              feedback::outcome kind = feedback::outcome::retryable)
         : std::runtime_error(what)
         , m_where(where)
         , m_kind(kind == feedback::outcome::success ? feedback::outcome::retryable : kind) {}
+    /// Whether the failed attempt may have reached the provider.
     [[nodiscard]] delivery where() const noexcept { return m_where; }
+    /// What kind of failure it is: whether the call may retry (never `outcome::success`).
     [[nodiscard]] feedback::outcome kind() const noexcept { return m_kind; }
 
 private:

@@ -87,10 +87,15 @@ using steady_clock = std::chrono::steady_clock;
 /// falls back to `std::chrono::steady_clock`. Use it when a millisecond of slack in a
 /// limit is fine and the acquisition rate is very high.
 struct coarse_steady_clock {
+    /// The tick count's type: signed 64-bit.
     using rep = std::int64_t;
+    /// Ticks are nanoseconds (the values advance in steps of the coarse resolution).
     using period = std::nano;
+    /// `std::chrono::nanoseconds`.
     using duration = std::chrono::nanoseconds;
+    /// A time point of this clock (a type distinct from `steady_clock`'s).
     using time_point = std::chrono::time_point<coarse_steady_clock, duration>;
+    /// Always true: the clock never goes back.
     static constexpr bool is_steady = true;
 
     /// Thread-safe, never throws.

@@ -71,10 +71,13 @@ concept header_lookup = requires(const L& lookup, std::string_view name) {
 /// the pairs must outlive it.
 class header_list {
 public:
+    /// One header: (name as received, value).
     using entry = std::pair<std::string_view, std::string_view>;
     constexpr header_list() = default;
+    /// A lookup over `entries` (viewed, not copied).
     constexpr explicit header_list(std::span<const entry> entries) noexcept
         : m_entries(entries) {}
+    /// The value of the first header named `name` (case-insensitively), or `nullopt`.
     [[nodiscard]] constexpr std::optional<std::string_view>
     operator()(std::string_view name) const noexcept {
         for (const auto& [raw, v] : m_entries)
@@ -103,7 +106,9 @@ struct metric_report {
 /// for the i-th tag of its `metrics<...>`).
 template <std::size_t N>
 struct response_feedback {
+    /// How the response is classified (`retryable` until a profile has read one).
     outcome kind = outcome::retryable;
+    /// What the response reports per metric, in the order of the governor's tags.
     std::array<metric_report, N> metrics{};
     std::optional<std::chrono::milliseconds> retry_after; ///< server hint, ≤ max_retry_after
     std::optional<bool> should_retry;                     ///< an explicit server verdict
@@ -715,10 +720,13 @@ private:
 template <class Profile, class Classify>
 class with_classifier {
 public:
+    /// Reads with `profile` and classifies with `classify`, both held by value.
     constexpr with_classifier(Profile profile, Classify classify)
         : m_profile(std::move(profile))
         , m_classify(std::move(classify)) {}
 
+    /// The wrapped profile's `read`, with `kind` replaced by
+    /// `classify(status, kind, error_code)`. Not `noexcept`: it throws what `classify` throws.
     template <header_lookup L>
     [[nodiscard]] constexpr auto read(int status, const L& headers, wall_time now,
                                       std::string_view error_code = {}) const {

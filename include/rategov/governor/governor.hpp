@@ -27,13 +27,19 @@ RATEGOV_NAMESPACE_BEGIN
 /// is the earliest time at which every metric could grant its part.
 template <class TimePoint>
 struct governor_result {
+    /// Granted, denied or exceeds capacity (see `acquire_result`).
     acquire_status status;
+    /// When the tokens were taken (granted) or could be (denied); `TimePoint::max()` for
+    /// `exceeds_capacity`.
     TimePoint ready_at;
+    /// The index of the metric that refused, or the number of metrics when granted.
     std::size_t metric;
 
+    /// Whether `status` is `acquire_status::granted`.
     [[nodiscard]] constexpr bool granted() const noexcept {
         return status == acquire_status::granted;
     }
+    /// `granted()`.
     [[nodiscard]] constexpr explicit operator bool() const noexcept { return granted(); }
 };
 
@@ -58,6 +64,7 @@ enum class traffic_class : std::uint8_t { regular, priority };
 /// Drop policy (default): a reservation dropped without `commit` or `cancel` is cancelled —
 /// its tokens are refunded, as for a request that was never sent.
 struct refund_on_drop {
+    /// Cancels `r` (`r.cancel()`).
     template <class Reservation>
     static void on_drop(Reservation& r) noexcept {
         r.cancel();
@@ -67,6 +74,7 @@ struct refund_on_drop {
 /// Drop policy: a reservation dropped without `commit` or `cancel` keeps its estimate as the
 /// usage — for callers who may lose track of a request that was sent.
 struct keep_on_drop {
+    /// Commits `r` with its own estimate (`r.commit(r.estimate())`).
     template <class Reservation>
     static void on_drop(Reservation& r) noexcept {
         r.commit(r.estimate());
@@ -105,12 +113,19 @@ class governor : private detail::clock_base<Clock> {
     static constexpr std::size_t N = Metrics::size;
 
 public:
+    /// The metrics limited, as `metrics<...>`.
     using metrics_type = Metrics;
+    /// The clock every bucket reads.
     using clock_type = Clock;
+    /// A time point of `Clock` (`ready_at`, the `*_at` functions' `at`).
     using time_point = typename Clock::time_point;
+    /// A duration of `Clock` (`max_wait`).
     using duration = typename Clock::duration;
+    /// A request's cost: one amount per metric.
     using cost_type = cost<Metrics>;
+    /// What `try_acquire` returns.
     using result = governor_result<time_point>;
+    /// What `reserve` returns.
     using reservation_type = reservation<governor, DropPolicy>;
     /// What a grant took of each metric (see `receipt`).
     using receipts = std::array<receipt, Metrics::size>;
@@ -182,6 +197,7 @@ public:
                                            traffic_class who = traffic_class::priority) noexcept {
         return reserve_at(c, this->now(), max_wait, who);
     }
+    /// The same at a caller-supplied time `at` instead of now.
     [[nodiscard]] reservation_type
     reserve_at(const cost_type& c, time_point at, duration max_wait = duration::max(),
                traffic_class who = traffic_class::priority) noexcept {
@@ -463,9 +479,12 @@ private:
 template <class Governor, class DropPolicy>
 class reservation {
 public:
+    /// The governor's cost type (`estimate()`, `commit`'s `actual`).
     using cost_type = typename Governor::cost_type;
+    /// A time point of the governor's clock (`ready_at()`).
     using time_point = typename Governor::time_point;
 
+    /// Takes over what `other` holds; `other` is left holding nothing.
     reservation(reservation&& other) noexcept
         : m_governor(std::exchange(other.m_governor, nullptr))
         , m_estimate(other.m_estimate)
@@ -473,6 +492,8 @@ public:
         , m_ready_at(other.m_ready_at)
         , m_metric(other.m_metric)
         , m_status(other.m_status) {}
+    /// Settles what this holds as a drop would (`DropPolicy`), then takes over what `other`
+    /// holds; `other` is left holding nothing.
     reservation& operator=(reservation&& other) noexcept {
         if (this != &other) {
             settle_on_drop();

@@ -76,6 +76,7 @@ constexpr std::size_t checked_index() {
 /// An amount of one metric, for building a `cost`: `rategov::amount<metric::generated>{400}`.
 template <class Tag>
 struct amount {
+    /// The amount, in the metric's own unit (requests, tokens, …).
     std::uint64_t value;
 };
 
@@ -91,6 +92,7 @@ struct amount {
 template <class Metrics>
 class cost {
 public:
+    /// Number of metrics (`Metrics::size`).
     static constexpr std::size_t size = Metrics::size;
 
     constexpr cost() = default;
@@ -111,14 +113,16 @@ public:
     [[nodiscard]] constexpr std::uint64_t get() const noexcept {
         return m_values[detail::checked_index<Metrics, Tag>()];
     }
-    /// The amount of the i-th metric (in `metrics<...>` order).
+    /// The amount of the i-th metric (in `metrics<...>` order). Unchecked: `i < size`.
     [[nodiscard]] constexpr std::uint64_t operator[](std::size_t i) const noexcept {
         return m_values[i];
     }
+    /// The amount of the i-th metric, to modify. Unchecked: `i < size`.
     [[nodiscard]] constexpr std::uint64_t& operator[](std::size_t i) noexcept {
         return m_values[i];
     }
 
+    /// Whether every metric's amount is equal.
     friend constexpr bool operator==(const cost&, const cost&) = default;
 
 private:

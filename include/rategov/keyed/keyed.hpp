@@ -8,8 +8,8 @@
 ///     {.max_keys = 1024},
 ///     [](const rategov::model_key& k) {              // limits differ per model
 ///         return rategov::keyed_limits<gov_t>(rategov::per_minute(600),
-///                                             rategov::per_minute(k.model == "big" ? 36'000
-///                                                                                  : 360'000));
+///                                             rategov::per_minute(k.model() == "big" ? 36'000
+///                                                                                    : 360'000));
 ///     });
 /// auto h = limits.get({"acct-1", "llama-v3p1-8b", "turbo"});  // a handle: holds the entry
 /// h->governor.try_acquire(cost);
@@ -67,12 +67,16 @@ class model_key {
 public:
     model_key()
         : m_hash(compute_hash()) {}
+    /// The key of `model` (variant `variant`, empty for the base deployment) on `account`;
+    /// hashes the three parts once.
     model_key(std::string account, std::string model, std::string variant = {})
         : m_account(std::move(account))
         , m_model(std::move(model))
         , m_variant(std::move(variant))
         , m_hash(compute_hash()) {}
+    /// Copies the parts and the hash.
     model_key(const model_key&) = default;
+    /// Copies the parts and the hash.
     model_key& operator=(const model_key&) = default;
     /// A moved-from key is a valid key again (its hash matches its parts).
     model_key(model_key&& o) noexcept
@@ -82,6 +86,7 @@ public:
         , m_hash(o.m_hash) {
         o.m_hash = o.compute_hash();
     }
+    /// Takes `o`'s parts and hash; `o` is left a valid key (its hash matches its parts).
     model_key& operator=(model_key&& o) noexcept {
         if (this != &o) {
             m_account = std::move(o.m_account);
@@ -94,11 +99,16 @@ public:
     }
     ~model_key() = default;
 
+    /// The account.
     [[nodiscard]] const std::string& account() const noexcept { return m_account; }
+    /// The model.
     [[nodiscard]] const std::string& model() const noexcept { return m_model; }
+    /// The model variant (empty for the base deployment).
     [[nodiscard]] const std::string& variant() const noexcept { return m_variant; }
+    /// The hash computed at construction (what `std::hash<model_key>` returns).
     [[nodiscard]] std::size_t hash() const noexcept { return m_hash; }
 
+    /// Whether account, model and variant are all equal (the hashes compared first).
     friend bool operator==(const model_key& a, const model_key& b) noexcept {
         return a.m_hash == b.m_hash && a.m_account == b.m_account && a.m_model == b.m_model &&
                a.m_variant == b.m_variant;
@@ -123,8 +133,11 @@ private:
 
 RATEGOV_NAMESPACE_END
 
+/// Hashes a `rategov::model_key` with its precomputed hash, so that it can key unordered
+/// containers and `rategov::keyed`.
 template <>
 struct std::hash<rategov::model_key> {
+    /// `k.hash()`: computed at `k`'s construction, not now.
     std::size_t operator()(const rategov::model_key& k) const noexcept { return k.hash(); }
 };
 
@@ -134,6 +147,8 @@ RATEGOV_NAMESPACE_BEGIN
 /// Constructed from the governor's arguments.
 template <class Governor>
 struct keyed_limits {
+    /// Constructs the governor from `args` (e.g. its quotas); the adaptive limits start with
+    /// no bounds (bind them with `adaptive.bound`, e.g. in the registry's `on_create`).
     template <class... A>
     requires std::constructible_from<Governor, A...>
     explicit keyed_limits(A&&... args)
@@ -141,7 +156,9 @@ struct keyed_limits {
     keyed_limits(const keyed_limits&) = delete;
     keyed_limits& operator=(const keyed_limits&) = delete;
 
+    /// The key's governor.
     Governor governor;
+    /// The adaptive limits of `governor` (no metric bounded until `bound` is called).
     adaptive_limits<Governor> adaptive{governor};
 };
 
@@ -281,21 +298,29 @@ class keyed {
     }
 
 public:
+    /// The type of the keys.
     using key_type = Key;
+    /// The type of the entries' values.
     using value_type = Value;
+    /// The clock idleness is judged on.
     using clock_type = Clock;
+    /// A duration of `Clock` (`idle_after`, `keyed_stats::idle_for`).
     using duration = typename Clock::duration;
+    /// The registry's options.
     using options_type = keyed_options<Clock>;
+    /// What `for_each` reports of an entry.
     using stats_type = keyed_stats<duration>;
 
     /// Holds one entry (move-only). Empty when the lookup found or made nothing.
     class handle {
     public:
         handle() = default;
+        /// Takes over `o`'s hold; `o` becomes empty (its `status()` unchanged).
         handle(handle&& o) noexcept
             : m_node(std::exchange(o.m_node, nullptr))
             , m_stripe(o.m_stripe)
             , m_status(o.m_status) {}
+        /// Gives back the entry held, then takes over `o`'s hold; `o` becomes empty.
         handle& operator=(handle&& o) noexcept {
             if (this != &o) {
                 release();
@@ -309,10 +334,15 @@ public:
         handle& operator=(const handle&) = delete;
         ~handle() { release(); }
 
+        /// Whether the handle holds an entry.
         [[nodiscard]] explicit operator bool() const noexcept { return m_node != nullptr; }
+        /// How the lookup that made the handle went (kept after `reset()` or a move).
         [[nodiscard]] keyed_status status() const noexcept { return m_status; }
+        /// The entry's value. The handle must hold an entry.
         [[nodiscard]] Value& operator*() const noexcept { return m_node->value(); }
+        /// The entry's value. The handle must hold an entry.
         [[nodiscard]] Value* operator->() const noexcept { return &m_node->value(); }
+        /// The entry's key. The handle must hold an entry.
         [[nodiscard]] const Key& key() const noexcept { return m_node->key(); }
         /// Gives the entry back now (the handle becomes empty).
         void reset() noexcept {
@@ -444,8 +474,16 @@ public:
     /// entry, a tombstone (an evicted entry's place) or nothing. Tombstones are cleared once
     /// they exceed a quarter of the slots, so at least a quarter stay empty.
     struct table_stats {
+        /// The number of slots in all (`live + tombstones + empty`).
         std::size_t slots, live, tombstones, empty;
+        /// \var live
+        /// The slots that hold an entry.
+        /// \var tombstones
+        /// The slots that hold a tombstone (an evicted entry's place).
+        /// \var empty
+        /// The slots that hold nothing.
     };
+    /// The occupancy now. Takes the registry's mutex (lookups do not wait).
     [[nodiscard]] table_stats table() const {
         std::lock_guard lock(m_mutex);
         table_stats t{m_mask + 1, 0, 0, 0};
@@ -460,6 +498,7 @@ public:
     [[nodiscard]] std::size_t size() const noexcept {
         return m_size.load(std::memory_order_relaxed);
     }
+    /// The options the registry was made with.
     [[nodiscard]] const options_type& options() const noexcept { return m_options; }
 
 private:

@@ -105,10 +105,15 @@ struct manual_time {
 /// \endcode
 class manual_clock {
 public:
+    /// The tick count's type: signed 64-bit.
     using rep = std::int64_t;
+    /// Ticks are nanoseconds.
     using period = std::nano;
+    /// `std::chrono::nanoseconds`.
     using duration = std::chrono::nanoseconds;
+    /// A time point of this clock (0 is wherever the test starts it).
     using time_point = std::chrono::time_point<manual_clock, duration>;
+    /// True, as rategov requires, although `set()` may move the time back.
     static constexpr bool is_steady = true;
 
     /// A new, independent virtual time starting at `start`.
@@ -118,6 +123,7 @@ public:
         m_time->mode.store(mode, std::memory_order_relaxed);
     }
 
+    /// The virtual time now, shared by every copy. Lock-free.
     [[nodiscard]] time_point now() const noexcept { return time_point(duration(m_time->now())); }
 
     /// Moves the time by `d` (which may be negative). Wakes blocked waiters.
@@ -155,19 +161,31 @@ private:
 template <class Tag = void>
 class static_manual_clock {
 public:
+    /// The tick count's type: signed 64-bit.
     using rep = std::int64_t;
+    /// Ticks are nanoseconds.
     using period = std::nano;
+    /// `std::chrono::nanoseconds`.
     using duration = std::chrono::nanoseconds;
+    /// A time point of this clock (the time of `Tag` starts at 0).
     using time_point = std::chrono::time_point<static_manual_clock, duration>;
+    /// True, as rategov requires, although `set()` may move the time back.
     static constexpr bool is_steady = true;
 
+    /// The virtual time of `Tag` now. Lock-free.
     [[nodiscard]] static time_point now() noexcept { return time_point(duration(time().now())); }
+    /// Moves the time by `d` (which may be negative). Wakes blocked waiters.
     static void advance(duration d) { time().advance(d.count()); }
+    /// Sets the time to `tp`, forwards or backwards. Wakes blocked waiters.
     static void set(time_point tp) { time().set(tp.time_since_epoch().count()); }
+    /// Chooses what `sleep_until` does; see `wait_mode`.
     static void set_wait_mode(wait_mode mode) {
         time().mode.store(mode, std::memory_order_relaxed);
     }
+    /// As `manual_clock::sleep_until`: with `wait_mode::advance` moves the time forward to
+    /// `tp`; with `wait_mode::block` blocks until another thread has. Never sleeps for real.
     static void sleep_until(time_point tp) { time().sleep_until(tp.time_since_epoch().count()); }
+    /// The same, cut short by `stop`: false when stopped before `tp`.
     static bool sleep_until(time_point tp, std::stop_token stop) {
         return time().sleep_until(tp.time_since_epoch().count(), std::move(stop));
     }

@@ -68,15 +68,20 @@ using llm_response = response<llm_metrics, owned_headers>;
 /// Per-minute counts of the four metrics (the seed provider's starting limits by default:
 /// 6000 requests, 3.6M total prompt, 900k uncached prompt and 36k generated tokens).
 struct llm_limits {
+    /// Requests per minute.
     std::uint64_t requests = 6'000;
+    /// Prompt tokens per minute, cached and uncached.
     std::uint64_t total_prompt = 3'600'000;
+    /// Prompt tokens not served from the cache, per minute.
     std::uint64_t uncached_prompt = 900'000;
+    /// Generated (output) tokens per minute.
     std::uint64_t generated = 36'000;
 
     /// The i-th count, in `llm_metrics` order.
     [[nodiscard]] std::uint64_t& operator[](std::size_t i) noexcept {
         return i == 0 ? requests : i == 1 ? total_prompt : i == 2 ? uncached_prompt : generated;
     }
+    /// The i-th count, in `llm_metrics` order (an i above 3 reads `generated`).
     [[nodiscard]] std::uint64_t operator[](std::size_t i) const noexcept {
         return const_cast<llm_limits&>(*this)[i];
     }
@@ -88,6 +93,7 @@ struct llm_limits {
                 1, static_cast<std::uint64_t>(std::llround(static_cast<double>(r[i]) * f)));
         return r;
     }
+    /// Whether all four counts are equal.
     friend bool operator==(const llm_limits&, const llm_limits&) = default;
 };
 
@@ -123,9 +129,11 @@ enum class header_style : unsigned {
     /// RFC 3339 instant of the wall clock).
     anthropic = 4,
 };
+/// The styles of `a` and of `b` together.
 [[nodiscard]] constexpr header_style operator|(header_style a, header_style b) noexcept {
     return static_cast<header_style>(static_cast<unsigned>(a) | static_cast<unsigned>(b));
 }
+/// Whether `set` and `s` share a style (for one style `s`: whether `set` includes it).
 [[nodiscard]] constexpr bool has(header_style set, header_style s) noexcept {
     return (static_cast<unsigned>(set) & static_cast<unsigned>(s)) != 0;
 }
@@ -133,8 +141,12 @@ enum class header_style : unsigned {
 /// A stretch of time, from the simulator's start, in which regular requests are shed (503)
 /// with probability `rate`.
 struct shed_window {
+    /// Start of the window (included), from the simulator's construction.
     std::chrono::nanoseconds from{0};
+    /// End of the window (excluded), from the simulator's construction; ≥ `from`.
     std::chrono::nanoseconds to{0};
+    /// Shedding probability in the window, in [0, 1] (the higher of it and
+    /// `simulator_config::shed_rate` applies; priority requests: times `priority_shed_factor`).
     double rate = 1.0;
 };
 
@@ -146,8 +158,10 @@ struct simulator_config {
     /// The bounds the token limits adapt within (requests stay fixed). Unset: `start` (the
     /// limits do not move).
     std::optional<llm_limits> lower{};
+    /// The upper bound the token limits grow toward. Unset: `start`.
     std::optional<llm_limits> upper{};
 
+    /// How usage is counted against the limits: sliding window or token buckets.
     enforcement mode = enforcement::window;
     /// The sliding window of `enforcement::window`, and of the usage that adaptation looks
     /// at in both modes (`remaining` headers report the room under the enforcement in force:
@@ -164,17 +178,24 @@ struct simulator_config {
     /// not hours); below `shrink_below` they shrink by `shrink_per_minute` (20 %/min: slower than
     /// growth, so that a lull of a few seconds costs an account little).
     std::chrono::nanoseconds adapt_every = std::chrono::seconds(1);
+    /// Growth when the busiest token metric used at least this share of its limit, in [0, 1].
     double grow_above = 0.8;
+    /// Growth rate per minute, compounded (0.5: +50 %/min), in [0, 100].
     double grow_per_minute = 0.5;
+    /// Shrinking when the busiest token metric used less than this share, in
+    /// [0, `grow_above`].
     double shrink_below = 0.5;
+    /// Shrink rate per minute, compounded (0.2: −20 %/min), in [0, 1).
     double shrink_per_minute = 0.2;
 
     /// Time from arrival to the first generated token (also for requests that generate
     /// none), then this per generated token.
     std::chrono::nanoseconds time_to_first_token = std::chrono::milliseconds(200);
+    /// Time per generated token, after `time_to_first_token` (at most 10 s).
     std::chrono::nanoseconds per_output_token = std::chrono::milliseconds(10);
     /// How long a rejection (429, 503, 400) takes to arrive.
     std::chrono::nanoseconds reject_latency = std::chrono::milliseconds(5);
+    /// When generated tokens count against the generated limit.
     generated_counting counting = generated_counting::streamed;
     /// How an arriving request's generated tokens, unknown yet, are judged against the
     /// generated limit. `true` (default): its `max_tokens` is held against the limit from
@@ -190,12 +211,14 @@ struct simulator_config {
 
     /// Probability that a regular request is shed (503) outside the `shed_windows`.
     double shed_rate = 0.0;
+    /// Stretches of time with their own shedding probability.
     std::vector<shed_window> shed_windows{};
     /// A priority request is shed with the regular probability times this (0: never).
     double priority_shed_factor = 0.0;
     /// The share of each limit only priority requests may use (0: none set apart).
     double priority_reserve = 0.0;
 
+    /// The header styles responses carry (combine with `|`).
     header_style headers = header_style::fireworks;
     /// The unit of the fireworks token limit headers (the document says per second).
     feedback::per tokens_unit = feedback::per::second;
@@ -264,6 +287,8 @@ struct simulator_config {
 
 /// One request to the simulator.
 struct llm_request {
+    /// Prompt tokens, cached and uncached (`simulator_config::cache_hit` of them, rounded
+    /// down, count as cached).
     std::uint64_t prompt_tokens = 0;
     /// The most it may generate.
     std::uint64_t max_tokens = 0;
@@ -272,12 +297,15 @@ struct llm_request {
     std::uint64_t output_tokens = 0;
     /// The priority class (`service_tier: "priority"`).
     bool priority = false;
+    /// The account; each (account, model) pair has its own limits and counters.
     std::string account = "account";
+    /// The model; each (account, model) pair has its own limits and counters.
     std::string model = "model";
 };
 
 /// What the simulator has counted for one account and model since its first request.
 struct llm_counters {
+    /// Requests submitted, whatever their outcome.
     std::uint64_t submitted = 0;
     std::uint64_t ok = 0;          ///< admitted (answered 200 when collected)
     std::uint64_t over_limit = 0;  ///< 429
@@ -429,13 +457,18 @@ private:
 template <Clock C = manual_clock>
 class provider_simulator {
 public:
+    /// The clock the simulator is driven by.
     using clock_type = C;
+    /// A time point of `C` (`ticket::ready_at`).
     using time_point = typename C::time_point;
+    /// The number of metrics limited (those of `llm_metrics`).
     static constexpr std::size_t metric_count = 4;
 
     /// A submitted request: collect its response at `ready_at` or later.
     struct ticket {
+        /// Identifies the request to `collect` (from 1, in submission order).
         std::uint64_t id = 0;
+        /// When the response is complete (rounded up to the clock's tick).
         time_point ready_at{};
     };
 
@@ -607,6 +640,7 @@ public:
     }
     /// Requests submitted and not yet collected.
     [[nodiscard]] std::size_t outstanding() const noexcept { return m_pending.size(); }
+    /// The configuration the simulator runs with.
     [[nodiscard]] const simulator_config& config() const noexcept { return m_config; }
 
 private:
