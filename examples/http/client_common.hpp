@@ -1,0 +1,511 @@
+// What the two libcurl clients share: their settings (flags and environment), a libcurl
+// request for one chat completion turned into a rategov response, the governor with its
+// adaptive limits, and the report of what a run achieved.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <curl/curl.h>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <rategov/rategov.hpp>
+
+#include "chat_wire.hpp"
+
+namespace client {
+
+using namespace std::chrono_literals;
+namespace m = rategov::metric;
+using chat::llm;
+using governor_type = rategov::governor<llm>; // rategov::steady_clock
+using time_point = governor_type::time_point;
+constexpr std::size_t metric_count = llm::size;
+constexpr const char* metric_names[metric_count] = {"requests", "total_prompt", "uncached_prompt",
+                                                    "generated"};
+
+// --- settings ---------------------------------------------------------------------------------
+
+/// What to run against, from the environment (a real provider needs the first two):
+///   RATEGOV_BASE_URL   the API's base URL (http://127.0.0.1:8080/v1, the local provider)
+///   RATEGOV_API_KEY    sent as `Authorization: Bearer ...` (none by default)
+///   RATEGOV_MODEL      the model to call (local-model)
+/// and from the flags (see `usage`).
+struct settings {
+    std::string base_url = "http://127.0.0.1:8080/v1";
+    std::string api_key;
+    std::string model = "local-model";
+    double seconds = 10;
+    double warmup_s = 3;
+    double burst_s = 10;
+    unsigned concurrency = 64;
+    std::uint64_t prompt_tokens = 1500;
+    std::uint64_t max_tokens = 256;
+    std::string headers = "fireworks";
+    std::uint64_t limits[metric_count] = {6'000, 3'600'000, 900'000, 36'000};
+    double check_429 = -1;         // < 0: no check
+    double check_utilization = -1; // < 0: no check
+};
+
+inline void usage(const char* name, std::FILE* out) {
+    std::fprintf(
+        out,
+        "usage: %s [options]\n"
+        "  --seconds S              how long to run (10)\n"
+        "  --warmup S               report rates from this point on (3)\n"
+        "  --concurrency N          calls in progress at once (64)\n"
+        "  --prompt-tokens N        mean prompt length, in tokens (1500)\n"
+        "  --max-tokens N           max_tokens of each request (256)\n"
+        "  --headers fireworks|openai|anthropic   which rate-limit headers to read (fireworks)\n"
+        "  --limits R,T,U,G         starting limits per minute, learned from the headers\n"
+        "                           afterwards (6000,3600000,900000,36000)\n"
+        "  --burst-s S              the most taken at once: S seconds of each limit (10)\n"
+        "  --check-429 F            with the local provider: fail if it answered more than\n"
+        "                           this share of requests with 429\n"
+        "  --check-utilization F    with the local provider: fail if the binding metric's\n"
+        "                           use after the warm-up is below this share of its limit\n"
+        "environment: RATEGOV_BASE_URL (http://127.0.0.1:8080/v1), RATEGOV_API_KEY (none),\n"
+        "             RATEGOV_MODEL (local-model)\n",
+        name);
+}
+
+inline settings parse(int argc, char** argv) {
+    settings s;
+    if (const char* v = std::getenv("RATEGOV_BASE_URL"); v != nullptr && *v != '\0')
+        s.base_url = v;
+    while (!s.base_url.empty() && s.base_url.back() == '/')
+        s.base_url.pop_back();
+    if (const char* v = std::getenv("RATEGOV_API_KEY"); v != nullptr)
+        s.api_key = v;
+    if (const char* v = std::getenv("RATEGOV_MODEL"); v != nullptr && *v != '\0')
+        s.model = v;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            usage(argv[0], stdout);
+            std::exit(0);
+        }
+        if (i + 1 >= argc)
+            throw std::invalid_argument("unknown flag or missing value: " + a);
+        const std::string v = argv[++i];
+        auto number = [&](double lo, double hi) {
+            std::size_t used = 0;
+            double x = -1;
+            try {
+                x = std::stod(v, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != v.size() || !(x >= lo && x <= hi))
+                throw std::invalid_argument(a + " " + v + ": expected a number in [" +
+                                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
+            return x;
+        };
+        if (a == "--seconds")
+            s.seconds = number(0.1, 86'400);
+        else if (a == "--warmup")
+            s.warmup_s = number(0, 86'400);
+        else if (a == "--burst-s")
+            s.burst_s = number(0.001, 60);
+        else if (a == "--concurrency")
+            s.concurrency = static_cast<unsigned>(number(1, 4096));
+        else if (a == "--prompt-tokens")
+            s.prompt_tokens = static_cast<std::uint64_t>(number(1, 1'000'000));
+        else if (a == "--max-tokens")
+            s.max_tokens = static_cast<std::uint64_t>(number(1, 1'000'000));
+        else if (a == "--headers") {
+            if (v != "fireworks" && v != "openai" && v != "anthropic")
+                throw std::invalid_argument("--headers: fireworks, openai or anthropic, got '" + v +
+                                            "'");
+            s.headers = v;
+        } else if (a == "--limits") {
+            std::uint64_t* l = s.limits;
+            if (std::sscanf(v.c_str(), "%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64, &l[0], &l[1],
+                            &l[2], &l[3]) != 4)
+                throw std::invalid_argument("--limits: expected R,T,U,G, got '" + v + "'");
+        } else if (a == "--check-429")
+            s.check_429 = number(0, 1);
+        else if (a == "--check-utilization")
+            s.check_utilization = number(0, 1);
+        else
+            throw std::invalid_argument("unknown flag: " + a);
+    }
+    if (s.warmup_s >= s.seconds)
+        throw std::invalid_argument("--warmup " + std::to_string(s.warmup_s) +
+                                    " leaves nothing of --seconds " + std::to_string(s.seconds));
+    return s;
+}
+
+// --- the governor -----------------------------------------------------------------------------
+
+/// A starting limit with a burst of `burst_s` seconds' worth (10 by default): enough for
+/// the requests in flight to hold their max_tokens, and no more than the provider accepts
+/// at once (a provider enforcing buckets of that size; one enforcing a 60 s window accepts
+/// more). Limits learned later keep this ratio of burst to rate.
+inline rategov::quota start_quota(std::uint64_t per_minute, double burst_s) {
+    const auto burst = static_cast<std::uint64_t>(static_cast<double>(per_minute) * burst_s / 60);
+    return rategov::per_minute(per_minute).with_burst(std::max<std::uint64_t>(1, burst));
+}
+
+/// One account and model's limits, shared by every call: the governor, the limits it learns
+/// from the headers (between a quarter and twenty times the start), a retry budget.
+struct governed {
+    governor_type gov;
+    rategov::adaptive_limits<governor_type> adaptive{gov};
+    rategov::backoff::retry_budget budget;
+
+    explicit governed(const settings& s)
+        : gov(start_quota(s.limits[0], s.burst_s), start_quota(s.limits[1], s.burst_s),
+              start_quota(s.limits[2], s.burst_s), start_quota(s.limits[3], s.burst_s)) {
+        for (std::size_t i = 0; i < metric_count; ++i)
+            adaptive.bound(i, {rategov::per_minute(std::max<std::uint64_t>(1, s.limits[i] / 4)),
+                               start_quota(s.limits[i], s.burst_s),
+                               rategov::per_minute(s.limits[i] * 20)});
+    }
+};
+
+/// The options of one call: read the headers with `Profile`, learn the limits, bound the
+/// retries, and stop at `deadline`. Estimates exceed the usage (max_tokens), so a call
+/// takes tokens only when they are there (`queue = false`; see `call_options::queue`).
+template <class Profile>
+rategov::call_options<governor_type, Profile> call_options_for(governed& g, time_point deadline) {
+    rategov::call_options<governor_type, Profile> o;
+    o.adaptive = &g.adaptive;
+    o.budget = &g.budget;
+    o.deadline = deadline;
+    o.queue = false;
+    return o;
+}
+
+/// The request of the `n`-th call: a prompt of 50–150 % of the mean length.
+inline chat::request make_request(const settings& s, std::uint64_t n) {
+    rategov::backoff::splitmix64 draw(n * 0x9E3779B97F4A7C15ULL + 1);
+    const std::uint64_t tokens =
+        std::max<std::uint64_t>(1, s.prompt_tokens / 2 + draw() % (s.prompt_tokens + 1));
+    chat::request r;
+    r.model = s.model;
+    r.prompt.assign(tokens * 4, 'x'); // 4 bytes a token for the stand-in tokenizer
+    r.prompt.replace(0, std::min<std::size_t>(r.prompt.size(), 24), "Say something long. ");
+    r.max_tokens = s.max_tokens;
+    return r;
+}
+
+// --- one HTTP exchange with libcurl -------------------------------------------------------------
+
+/// libcurl's global state, set up once for the process.
+struct curl_global {
+    curl_global() {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            throw std::runtime_error("curl_global_init failed");
+    }
+    ~curl_global() { curl_global_cleanup(); }
+    curl_global(const curl_global&) = delete;
+    curl_global& operator=(const curl_global&) = delete;
+};
+
+/// A response as the client loop needs it (`rategov::response_for<llm>`), plus the body.
+struct http_response {
+    int status = 0;
+    rategov::owned_headers headers;
+    std::optional<rategov::cost<llm>> usage;
+    std::string error_code;
+    std::string body;
+};
+
+/// One chat completion on a libcurl easy handle: set up with `prepare`, performed by the
+/// caller (`curl_easy_perform`, or a multi handle), read back with `finish`.
+class exchange {
+public:
+    exchange()
+        : m_easy(curl_easy_init()) {
+        if (m_easy == nullptr)
+            throw std::runtime_error("curl_easy_init failed");
+    }
+    ~exchange() {
+        curl_slist_free_all(m_list);
+        curl_easy_cleanup(m_easy);
+    }
+    exchange(const exchange&) = delete;
+    exchange& operator=(const exchange&) = delete;
+
+    [[nodiscard]] CURL* handle() const noexcept { return m_easy; }
+
+    /// Sets the handle up to POST `req` to `s.base_url + "/chat/completions"`, giving up
+    /// after 2 minutes. The connection is kept for the next one. (The call's deadline
+    /// bounds the waits for tokens and the retries; a request sent is let finish.)
+    void prepare(const settings& s, const chat::request& req) {
+        m_response = {};
+        m_body = req.body();
+        m_url = s.base_url + "/chat/completions";
+        curl_slist_free_all(m_list);
+        m_list = curl_slist_append(nullptr, "Content-Type: application/json");
+        if (!s.api_key.empty())
+            m_list = curl_slist_append(m_list, ("Authorization: Bearer " + s.api_key).c_str());
+        curl_easy_setopt(m_easy, CURLOPT_URL, m_url.c_str());
+        curl_easy_setopt(m_easy, CURLOPT_HTTPHEADER, m_list);
+        curl_easy_setopt(m_easy, CURLOPT_POSTFIELDS, m_body.c_str());
+        curl_easy_setopt(m_easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(m_body.size()));
+        curl_easy_setopt(m_easy, CURLOPT_TIMEOUT, 120L);
+        curl_easy_setopt(m_easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(m_easy, CURLOPT_ERRORBUFFER, m_error);
+        curl_easy_setopt(m_easy, CURLOPT_HEADERFUNCTION, &exchange::on_header);
+        curl_easy_setopt(m_easy, CURLOPT_HEADERDATA, this);
+        curl_easy_setopt(m_easy, CURLOPT_WRITEFUNCTION, &exchange::on_body);
+        curl_easy_setopt(m_easy, CURLOPT_WRITEDATA, this);
+        m_error[0] = '\0';
+    }
+
+    /// The response of a finished transfer; throws `rategov::transport_error` when libcurl
+    /// failed, saying whether the request may have reached the provider.
+    http_response finish(CURLcode code) {
+        if (code != CURLE_OK)
+            fail(code);
+        long status = 0;
+        curl_easy_getinfo(m_easy, CURLINFO_RESPONSE_CODE, &status);
+        m_response.status = static_cast<int>(status);
+        m_response.usage = status / 100 == 2 ? chat::usage_of(m_response.body) : std::nullopt;
+        if (status / 100 != 2)
+            m_response.error_code = chat::error_code_of(m_response.body);
+        return std::move(m_response);
+    }
+
+private:
+    [[noreturn]] void fail(CURLcode code) const {
+        const std::string what =
+            std::string("libcurl: ") + (m_error[0] != '\0' ? m_error : curl_easy_strerror(code));
+        switch (code) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+        case CURLE_COULDNT_CONNECT: // surely never reached the provider: refunded, retried
+            throw rategov::transport_error(what, rategov::delivery::not_sent);
+        case CURLE_URL_MALFORMAT:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_PEER_FAILED_VERIFICATION: // a mistake to fix, not to retry
+            throw rategov::transport_error(what, rategov::delivery::not_sent,
+                                           rategov::feedback::outcome::fatal);
+        default: // a timeout or a reset after sending: it may have been counted
+            throw rategov::transport_error(what, rategov::delivery::maybe_sent);
+        }
+    }
+
+    static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) {
+        auto* x = static_cast<exchange*>(self);
+        std::string_view line(data, size * n);
+        if (line.rfind("HTTP/", 0) == 0) // a new response (after a 100 Continue, say)
+            x->m_response.headers = {};
+        const auto colon = line.find(':');
+        if (colon != std::string_view::npos) {
+            auto trim = [](std::string_view v) {
+                while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+                    v.remove_prefix(1);
+                while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' '))
+                    v.remove_suffix(1);
+                return v;
+            };
+            x->m_response.headers.add(std::string(line.substr(0, colon)),
+                                      std::string(trim(line.substr(colon + 1))));
+        }
+        return size * n;
+    }
+    static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* self) {
+        static_cast<exchange*>(self)->m_response.body.append(data, size * n);
+        return size * n;
+    }
+
+    CURL* m_easy;
+    curl_slist* m_list = nullptr;
+    std::string m_url, m_body;
+    http_response m_response;
+    char m_error[CURL_ERROR_SIZE] = {};
+};
+
+/// GET `url` (a small JSON document), or `nullopt`.
+inline std::optional<nlohmann::json> get_json(const std::string& url) {
+    std::unique_ptr<CURL, void (*)(CURL*)> easy(curl_easy_init(), curl_easy_cleanup);
+    if (!easy)
+        return std::nullopt;
+    std::string body;
+    auto sink = +[](char* d, std::size_t size, std::size_t n, void* out) {
+        static_cast<std::string*>(out)->append(d, size * n);
+        return size * n;
+    };
+    curl_easy_setopt(easy.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(easy.get(), CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &body);
+    long status = 0;
+    if (curl_easy_perform(easy.get()) != CURLE_OK ||
+        curl_easy_getinfo(easy.get(), CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200)
+        return std::nullopt;
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    return j.is_discarded() ? std::nullopt : std::optional(std::move(j));
+}
+
+// --- what a run achieved ----------------------------------------------------------------------
+
+/// Counts of a run, updated by the calls as they end (thread-safe).
+class report {
+public:
+    explicit report(const settings& s)
+        : m_settings(s)
+        , m_start(rategov::steady_clock::now()) {}
+
+    /// Records how a call ended and, between the warm-up and the end, what its response
+    /// used. Returns false when the call could not get its tokens before the run's end
+    /// (its deadline): the caller stops starting calls.
+    template <class Result>
+    bool on_call(const Result& summary, const http_response* last) {
+        std::lock_guard lock(m_mutex);
+        m_sent += summary.attempts;
+        if (summary.status == rategov::call_status::deadline && summary.attempts == 0) {
+            ++m_unsent;
+            return false;
+        }
+        ++(summary ? m_ok : m_failed);
+        if (summary && last != nullptr && last->usage && m_phase == phase::measuring)
+            for (std::size_t i = 0; i < metric_count; ++i)
+                m_used[i] += (*last->usage)[i];
+        return true;
+    }
+    /// Records one response's status (every attempt, so that 429s are counted).
+    void on_status(int status) {
+        std::lock_guard lock(m_mutex);
+        m_429 += status == 429 ? 1 : 0;
+        m_503 += status == 503 ? 1 : 0;
+    }
+    /// Called when the warm-up is over, then at the run's end: the rates are measured in
+    /// between, here and (when it offers its counts) at the provider.
+    void begin_measuring() {
+        m_server_begin = server_counts();
+        std::lock_guard lock(m_mutex);
+        m_measure_from = rategov::steady_clock::now();
+        m_phase = phase::measuring;
+    }
+    void end_measuring() {
+        m_server_end = server_counts();
+        std::lock_guard lock(m_mutex);
+        m_measure_to = rategov::steady_clock::now();
+        m_phase = phase::ended;
+    }
+
+    /// Prints the report; returns the process's exit status (1 when a check failed).
+    int print(const governor_type& gov) {
+        std::lock_guard lock(m_mutex);
+        const double measured =
+            std::chrono::duration<double>(m_measure_to - m_measure_from).count();
+        std::printf("%.1f s against %s (model %s), %u calls at once\n", seconds_since(m_start),
+                    m_settings.base_url.c_str(), m_settings.model.c_str(), m_settings.concurrency);
+        std::printf("calls: %" PRIu64 " succeeded, %" PRIu64 " failed, %" PRIu64
+                    " ended waiting for tokens at the end; %" PRIu64 " requests sent, %" PRIu64
+                    " answered 429 (%.2f%%), %" PRIu64 " answered 503\n",
+                    m_ok, m_failed, m_unsent, m_sent, m_429, share(m_429, m_sent) * 100, m_503);
+        std::printf("after the %.0f s warm-up, per minute:  used      limit (learned)  share\n",
+                    m_settings.warmup_s);
+        for (std::size_t i = 0; i < metric_count; ++i) {
+            const double per_min = static_cast<double>(m_used[i]) * 60 / measured;
+            const double limit = gov.limit(i).per_second_value() * 60;
+            std::printf("  %-36s %9.0f %16.0f  %5.3f\n", metric_names[i], per_min, limit,
+                        per_min / limit);
+        }
+        if (!m_server_begin || !m_server_end) {
+            std::printf("(the provider publishes no counts: no server-side figures)\n");
+            if (m_settings.check_429 >= 0 || m_settings.check_utilization >= 0) {
+                std::printf("FAIL: --check-* needs the local provider's /rategov/stats\n");
+                return 1;
+            }
+            return 0;
+        }
+        // What the provider counted: 429s over the whole run, use after the warm-up.
+        const auto& b = *m_server_begin;
+        const auto& e = *m_server_end;
+        const double server_429 = share(e.over_limit, e.submitted);
+        double binding = 0;
+        std::size_t binding_metric = 0;
+        std::printf("as the provider counted it:   429s %.2f%% of %" PRIu64 " requests\n",
+                    server_429 * 100, e.submitted);
+        for (std::size_t i = 0; i < metric_count; ++i) {
+            const double rate =
+                static_cast<double>(e.served[i] - b.served[i]) / (e.seconds - b.seconds) * 60;
+            const double u = rate / static_cast<double>(e.limits[i]);
+            std::printf("  %-36s %9.0f %16" PRIu64 "  %5.3f\n", metric_names[i], rate, e.limits[i],
+                        u);
+            if (u > binding) {
+                binding = u;
+                binding_metric = i;
+            }
+        }
+        int status = 0;
+        if (m_settings.check_429 >= 0 && server_429 > m_settings.check_429) {
+            std::printf("FAIL: 429 share %.4f exceeds %.4f\n", server_429, m_settings.check_429);
+            status = 1;
+        }
+        if (m_settings.check_utilization >= 0 && binding < m_settings.check_utilization) {
+            std::printf("FAIL: %s used %.3f of its limit, below %.3f\n",
+                        metric_names[binding_metric], binding, m_settings.check_utilization);
+            status = 1;
+        }
+        if (status == 0 && (m_settings.check_429 >= 0 || m_settings.check_utilization >= 0))
+            std::printf("checks passed: 429 share %.4f, %s used %.3f of its limit\n", server_429,
+                        metric_names[binding_metric], binding);
+        return status;
+    }
+
+private:
+    struct server_snapshot {
+        double seconds = 0;
+        std::uint64_t submitted = 0, over_limit = 0;
+        std::uint64_t served[metric_count] = {}, limits[metric_count] = {};
+    };
+
+    /// The local provider's counts for this client's account and model, or `nullopt`.
+    [[nodiscard]] std::optional<server_snapshot> server_counts() const {
+        const auto j = get_json(m_settings.base_url + "/rategov/stats");
+        if (!j || !j->contains("accounts"))
+            return std::nullopt;
+        const std::string account = m_settings.api_key.empty() ? "anonymous" : m_settings.api_key;
+        for (const auto& a : (*j)["accounts"]) {
+            if (a.value("account", "") != account || a.value("model", "") != m_settings.model)
+                continue;
+            server_snapshot s;
+            s.seconds = a.value("seconds", 0.0);
+            s.submitted = a.value("submitted", std::uint64_t{0});
+            s.over_limit = a.value("over_limit", std::uint64_t{0});
+            for (std::size_t i = 0; i < metric_count; ++i) {
+                s.served[i] = a["served"].value(metric_names[i], std::uint64_t{0});
+                s.limits[i] = a["limits_per_minute"].value(metric_names[i], std::uint64_t{1});
+            }
+            return s;
+        }
+        return std::nullopt;
+    }
+    [[nodiscard]] static double seconds_since(rategov::steady_clock::time_point t) {
+        return std::chrono::duration<double>(rategov::steady_clock::now() - t).count();
+    }
+    [[nodiscard]] static double share(std::uint64_t a, std::uint64_t b) {
+        return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b);
+    }
+
+    const settings& m_settings;
+    const rategov::steady_clock::time_point m_start;
+    std::mutex m_mutex;
+    enum class phase { warming, measuring, ended } m_phase = phase::warming;
+    rategov::steady_clock::time_point m_measure_from{}, m_measure_to{};
+    std::optional<server_snapshot> m_server_begin, m_server_end;
+    std::uint64_t m_ok = 0, m_failed = 0, m_unsent = 0, m_sent = 0, m_429 = 0, m_503 = 0;
+    std::uint64_t m_used[metric_count] = {};
+};
+
+} // namespace client

@@ -1,0 +1,120 @@
+// curl_client: a rate-governed LLM client with libcurl as the transport of rategov::call().
+// Many threads run calls at once for a few seconds against an OpenAI-compatible API —
+// the local provider by default — sharing one governor that learns the account's limits
+// from the response headers; then it prints what it achieved.
+//
+//   build/dev/examples/http/local_provider --port 8080 &
+//   build/dev/examples/http/curl_client --seconds 20
+//
+// Against a real provider (never needed for the tests):
+//
+//   export RATEGOV_BASE_URL=https://api.fireworks.ai/inference/v1 RATEGOV_API_KEY=fw_...
+//   export RATEGOV_MODEL=accounts/fireworks/models/llama-v3p1-8b-instruct
+//   build/dev/examples/http/curl_client --seconds 60 --concurrency 8 --max-tokens 64
+//
+// (`--headers openai` or `anthropic` reads those providers' headers.) See --help.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <stop_token>
+#include <thread>
+#include <vector>
+
+#include "client_common.hpp"
+
+namespace {
+
+using namespace client;
+
+std::stop_source stop_all;
+std::atomic<bool> interrupted{false};
+extern "C" void on_signal(int) {
+    interrupted.store(true);
+}
+
+/// The transport: one libcurl easy handle (one kept-alive connection) per worker thread.
+struct curl_transport {
+    const settings* s;
+    exchange* x;
+    report* out;
+
+    http_response operator()(const chat::request& req) const {
+        x->prepare(*s, req);
+        http_response r = x->finish(curl_easy_perform(x->handle()));
+        out->on_status(r.status);
+        return r;
+    }
+};
+
+template <class Profile>
+int run(const settings& s) {
+    governed g(s);
+    report out(s);
+    const time_point end =
+        rategov::steady_clock::now() +
+        std::chrono::duration_cast<time_point::duration>(std::chrono::duration<double>(s.seconds));
+    std::atomic<std::uint64_t> next{0};
+
+    std::vector<std::jthread> workers;
+    for (unsigned w = 0; w < s.concurrency; ++w)
+        workers.emplace_back([&] {
+            exchange x;
+            const curl_transport transport{&s, &x, &out};
+            while (rategov::steady_clock::now() < end && !stop_all.stop_requested()) {
+                const chat::request req = make_request(s, next.fetch_add(1));
+                auto o = call_options_for<Profile>(g, end); // no call outlives the run
+                o.stop = stop_all.get_token();
+                const auto r = rategov::call(g.gov, req, req.estimate(), transport, o);
+                if (!out.on_call(r, r.response ? &*r.response : nullptr))
+                    break;           // no tokens before the end: this worker is done
+                if (!r && r.error) { // libcurl failed: say why (once is enough to see it)
+                    try {
+                        std::rethrow_exception(r.error);
+                    } catch (const std::exception& e) {
+                        std::fprintf(stderr, "call failed: %s\n", e.what());
+                    }
+                }
+            }
+        });
+
+    // The main thread keeps time: the warm-up, the end, and Ctrl-C.
+    const auto warm =
+        rategov::steady_clock::now() +
+        std::chrono::duration_cast<time_point::duration>(std::chrono::duration<double>(s.warmup_s));
+    bool measuring = false;
+    while (rategov::steady_clock::now() < end && !interrupted.load()) {
+        if (!measuring && rategov::steady_clock::now() >= warm) {
+            out.begin_measuring();
+            measuring = true;
+        }
+        std::this_thread::sleep_for(20ms);
+    }
+    if (!measuring)
+        out.begin_measuring();
+    out.end_measuring();
+    stop_all.request_stop(); // a call waiting for tokens ends at once
+    workers.clear();         // joined: the calls in flight finish
+    return out.print(g.gov);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    settings s;
+    try {
+        s = parse(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "curl_client: %s\n", e.what());
+        usage(argv[0], stderr);
+        return 2;
+    }
+    std::signal(SIGINT, on_signal);
+    const curl_global curl;
+    namespace fb = rategov::feedback;
+    if (s.headers == "openai")
+        return run<fb::openai_profile<llm>>(s);
+    if (s.headers == "anthropic")
+        return run<fb::anthropic_profile<llm>>(s);
+    return run<fb::fireworks_profile<llm>>(s);
+}
