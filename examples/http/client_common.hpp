@@ -46,8 +46,8 @@ struct settings {
     std::string base_url = "http://127.0.0.1:8080/v1";
     std::string api_key;
     std::string model = "local-model";
-    double seconds = 10;
-    double warmup_s = 3;
+    double seconds = 30;
+    double warmup_s = -1; // default: burst_s (a burst left at the start is spent by then)
     double burst_s = 10;
     unsigned concurrency = 64;
     std::uint64_t prompt_tokens = 1500;
@@ -62,8 +62,8 @@ inline void usage(const char* name, std::FILE* out) {
     std::fprintf(
         out,
         "usage: %s [options]\n"
-        "  --seconds S              how long to run (10)\n"
-        "  --warmup S               report rates from this point on (3)\n"
+        "  --seconds S              how long to run (30)\n"
+        "  --warmup S               report rates from this point on (--burst-s)\n"
         "  --concurrency N          calls in progress at once (64)\n"
         "  --prompt-tokens N        mean prompt length, in tokens (1500)\n"
         "  --max-tokens N           max_tokens of each request (256)\n"
@@ -141,6 +141,8 @@ inline settings parse(int argc, char** argv) {
         else
             throw std::invalid_argument("unknown flag: " + a);
     }
+    if (s.warmup_s < 0)
+        s.warmup_s = std::min(s.burst_s, s.seconds / 2);
     if (s.warmup_s >= s.seconds)
         throw std::invalid_argument("--warmup " + std::to_string(s.warmup_s) +
                                     " leaves nothing of --seconds " + std::to_string(s.seconds));
