@@ -13,20 +13,19 @@
 // A wall clock (std::chrono::system_clock) is refused at compile time: it can jump back and
 // hand out a burst the limit does not allow (see tests/compile_fail/non_steady_clock.cpp).
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <stop_token>
+#include <thread>
 #include <time.h>
 
 #include <rategov/rategov.hpp>
 
-#if defined(CLOCK_BOOTTIME)
+// Linux only (CLOCK_BOOTTIME and clock_nanosleep); the build adds this example on Linux.
 constexpr clockid_t boottime_id = CLOCK_BOOTTIME;
-#else
-constexpr clockid_t boottime_id = CLOCK_MONOTONIC;
-#endif
 
 /// A steady clock that keeps counting while the machine is suspended.
 struct boottime_clock {
@@ -52,7 +51,9 @@ struct boottime_clock {
             const auto ns = until.time_since_epoch().count();
             const timespec ts{static_cast<time_t>(ns / 1'000'000'000),
                               static_cast<long>(ns % 1'000'000'000)};
-            ::clock_nanosleep(boottime_id, TIMER_ABSTIME, &ts, nullptr);
+            const int err = ::clock_nanosleep(boottime_id, TIMER_ABSTIME, &ts, nullptr);
+            if (err != 0 && err != EINTR) // unsupported here: sleep on the monotonic clock
+                std::this_thread::sleep_for(until - t);
         }
         return true;
     }
@@ -60,7 +61,9 @@ struct boottime_clock {
 static_assert(rategov::Clock<boottime_clock>);
 
 /// An event loop's cached time: the loop sets it once per iteration; every copy of the
-/// clock reads it.
+/// clock reads it. Only the loop moves it, so nothing may block on it on the loop's own
+/// thread (a blocking `call()` or `sleep_until` would wait for ever): use the non-blocking
+/// forms — `try_acquire`, `ready_at`, `call_machine` — and let the loop come back.
 class loop_clock {
 public:
     using rep = std::int64_t;

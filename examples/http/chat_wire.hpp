@@ -3,9 +3,12 @@
 // Not part of the library: rategov never looks inside requests or bodies.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -55,8 +58,12 @@ struct request {
 
 /// The cost a response body's `usage` reports, or `nullopt` when the body has none (an
 /// error, or a body that is not JSON). `usage.prompt_tokens_details.cached_tokens` is the
-/// cached share of the prompt (0 when absent).
-[[nodiscard]] inline std::optional<rategov::cost<llm>> usage_of(std::string_view body) {
+/// cached share of the prompt (0 when absent). What the body says is trusted only within
+/// reason: generated tokens are at most `max_tokens` (a provider cannot generate more), and
+/// prompt tokens at most 2^32 — a hostile or broken body must not charge the governor into
+/// a debt it would wait out for the rest of the run.
+[[nodiscard]] inline std::optional<rategov::cost<llm>> usage_of(std::string_view body,
+                                                                std::uint64_t max_tokens) {
     const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object() || !j.contains("usage") || !j["usage"].is_object())
         return std::nullopt;
@@ -75,11 +82,47 @@ struct request {
     if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object() &&
         u["prompt_tokens_details"].contains("cached_tokens"))
         cached = count(u["prompt_tokens_details"]["cached_tokens"]).value_or(0);
-    cached = std::min(cached, *prompt);
+    const std::uint64_t prompt_tokens = std::min<std::uint64_t>(*prompt, std::uint64_t{1} << 32);
+    cached = std::min(cached, prompt_tokens);
     return rategov::cost<llm>{rategov::amount<m::requests>{1},
-                              rategov::amount<m::total_prompt>{*prompt},
-                              rategov::amount<m::uncached_prompt>{*prompt - cached},
-                              rategov::amount<m::generated>{*completion}};
+                              rategov::amount<m::total_prompt>{prompt_tokens},
+                              rategov::amount<m::uncached_prompt>{prompt_tokens - cached},
+                              rategov::amount<m::generated>{std::min(*completion, max_tokens)}};
+}
+
+/// The account name the local provider files a bearer token under: `"anonymous"` without
+/// one, else `"key-"` and a 64-bit FNV-1a hash of it in hex — so that its statistics never
+/// publish a key, and any bytes make a valid name.
+[[nodiscard]] inline std::string account_id(std::string_view api_key) {
+    if (api_key.empty())
+        return "anonymous";
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char c : api_key)
+        h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "key-%016llx", static_cast<unsigned long long>(h));
+    return buf;
+}
+
+/// Parses `R,T,U,G` — per-minute limits on requests, total prompt, uncached prompt and
+/// generated tokens — into `out`: four whole numbers in [1, 4·10^9].
+/// \throws std::invalid_argument naming the text otherwise.
+inline void parse_limits(const std::string& text, std::uint64_t (&out)[4]) {
+    std::size_t pos = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+        const std::size_t end = i < 3 ? text.find(',', pos) : text.size();
+        const std::string part =
+            end == std::string::npos ? std::string() : text.substr(pos, end - pos);
+        const bool digits = !part.empty() && part.size() <= 10 &&
+                            part.find_first_not_of("0123456789") == std::string::npos;
+        const std::uint64_t x = digits ? std::stoull(part) : 0;
+        if (x == 0 || x > 4'000'000'000)
+            throw std::invalid_argument("--limits: expected R,T,U,G, four whole numbers in "
+                                        "[1, 4000000000] per minute, got '" +
+                                        text + "'");
+        out[i] = x;
+        pos = end + 1;
+    }
 }
 
 /// The `error.code` of an error body (`""` when there is none).

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -130,10 +132,7 @@ inline settings parse(int argc, char** argv) {
                                             "'");
             s.headers = v;
         } else if (a == "--limits") {
-            std::uint64_t* l = s.limits;
-            if (std::sscanf(v.c_str(), "%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64, &l[0], &l[1],
-                            &l[2], &l[3]) != 4)
-                throw std::invalid_argument("--limits: expected R,T,U,G, got '" + v + "'");
+            chat::parse_limits(v, s.limits);
         } else if (a == "--check-429")
             s.check_429 = number(0, 1);
         else if (a == "--check-utilization")
@@ -162,6 +161,7 @@ inline rategov::quota start_quota(std::uint64_t per_minute, double burst_s) {
 
 /// One account and model's limits, shared by every call: the governor, the limits it learns
 /// from the headers (between a quarter and twenty times the start), a retry budget.
+/// \throws rategov::config_error for limits the governor cannot take.
 struct governed {
     governor_type gov;
     rategov::adaptive_limits<governor_type> adaptive{gov};
@@ -171,9 +171,11 @@ struct governed {
         : gov(start_quota(s.limits[0], s.burst_s), start_quota(s.limits[1], s.burst_s),
               start_quota(s.limits[2], s.burst_s), start_quota(s.limits[3], s.burst_s)) {
         for (std::size_t i = 0; i < metric_count; ++i)
-            adaptive.bound(i, {rategov::per_minute(std::max<std::uint64_t>(1, s.limits[i] / 4)),
-                               start_quota(s.limits[i], s.burst_s),
-                               rategov::per_minute(s.limits[i] * 20)});
+            adaptive.bound(
+                i, {rategov::per_minute(std::max<std::uint64_t>(1, s.limits[i] / 4)),
+                    start_quota(s.limits[i], s.burst_s),
+                    // an adaptive count is at most 2^32 - 1 per period
+                    rategov::per_minute(std::min<std::uint64_t>(s.limits[i] * 20, 0xFFFF'FFFF))});
     }
 };
 
@@ -201,6 +203,23 @@ inline chat::request make_request(const settings& s, std::uint64_t n) {
     r.prompt.replace(0, std::min<std::size_t>(r.prompt.size(), 24), "Say something long. ");
     r.max_tokens = s.max_tokens;
     return r;
+}
+
+// --- Ctrl-C -----------------------------------------------------------------------------------
+
+/// Set by the first SIGINT or SIGTERM: no new call starts, waits end, transfers in progress
+/// are aborted. A second signal kills the process (the handler resets itself).
+inline std::atomic<bool> interrupted{false};
+extern "C" inline void on_interrupt(int) {
+    interrupted.store(true);
+}
+inline void install_interrupt_handler() {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sa.sa_flags = static_cast<int>(SA_RESETHAND);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
 }
 
 // --- one HTTP exchange with libcurl -------------------------------------------------------------
@@ -242,6 +261,8 @@ public:
     exchange& operator=(const exchange&) = delete;
 
     [[nodiscard]] CURL* handle() const noexcept { return m_easy; }
+    /// Whether a transfer is prepared and not yet finished.
+    [[nodiscard]] bool busy() const noexcept { return m_busy; }
 
     /// Sets the handle up to POST `req` to `s.base_url + "/chat/completions"`, giving up
     /// after 2 minutes. The connection is kept for the next one. (The call's deadline
@@ -249,6 +270,8 @@ public:
     void prepare(const settings& s, const chat::request& req) {
         m_response = {};
         m_body = req.body();
+        m_max_tokens = req.max_tokens;
+        m_busy = true;
         m_url = s.base_url + "/chat/completions";
         curl_slist_free_all(m_list);
         m_list = curl_slist_append(nullptr, "Content-Type: application/json");
@@ -266,18 +289,23 @@ public:
         curl_easy_setopt(m_easy, CURLOPT_HEADERDATA, this);
         curl_easy_setopt(m_easy, CURLOPT_WRITEFUNCTION, &exchange::on_body);
         curl_easy_setopt(m_easy, CURLOPT_WRITEDATA, this);
+        // Ctrl-C aborts a transfer in progress (the call then ends as cancelled).
+        curl_easy_setopt(m_easy, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(m_easy, CURLOPT_XFERINFOFUNCTION, &exchange::on_progress);
         m_error[0] = '\0';
     }
 
     /// The response of a finished transfer; throws `rategov::transport_error` when libcurl
     /// failed, saying whether the request may have reached the provider.
     http_response finish(CURLcode code) {
+        m_busy = false;
         if (code != CURLE_OK)
             fail(code);
         long status = 0;
         curl_easy_getinfo(m_easy, CURLINFO_RESPONSE_CODE, &status);
         m_response.status = static_cast<int>(status);
-        m_response.usage = status / 100 == 2 ? chat::usage_of(m_response.body) : std::nullopt;
+        m_response.usage =
+            status / 100 == 2 ? chat::usage_of(m_response.body, m_max_tokens) : std::nullopt;
         if (status / 100 != 2)
             m_response.error_code = chat::error_code_of(m_response.body);
         return std::move(m_response);
@@ -288,18 +316,22 @@ private:
         const std::string what =
             std::string("libcurl: ") + (m_error[0] != '\0' ? m_error : curl_easy_strerror(code));
         switch (code) {
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_RESOLVE_PROXY:
-        case CURLE_COULDNT_CONNECT: // surely never reached the provider: refunded, retried
-            throw rategov::transport_error(what, rategov::delivery::not_sent);
         case CURLE_URL_MALFORMAT:
         case CURLE_UNSUPPORTED_PROTOCOL:
-        case CURLE_PEER_FAILED_VERIFICATION: // a mistake to fix, not to retry
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CERTPROBLEM: // a mistake to fix, not to retry
             throw rategov::transport_error(what, rategov::delivery::not_sent,
                                            rategov::feedback::outcome::fatal);
-        default: // a timeout or a reset after sending: it may have been counted
-            throw rategov::transport_error(what, rategov::delivery::maybe_sent);
+        default:
+            break;
         }
+        // No byte of the request left (no connection, DNS, TLS handshake, a connect
+        // timeout): surely never counted, refunded and retried. Else it may have been.
+        long sent = 0;
+        curl_easy_getinfo(m_easy, CURLINFO_REQUEST_SIZE, &sent);
+        throw rategov::transport_error(what, sent == 0 ? rategov::delivery::not_sent
+                                                       : rategov::delivery::maybe_sent);
     }
 
     static std::size_t on_header(char* data, std::size_t size, std::size_t n, void* self) {
@@ -312,7 +344,8 @@ private:
             auto trim = [](std::string_view v) {
                 while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
                     v.remove_prefix(1);
-                while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' '))
+                while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ' ||
+                                      v.back() == '\t'))
                     v.remove_suffix(1);
                 return v;
             };
@@ -320,6 +353,9 @@ private:
                                       std::string(trim(line.substr(colon + 1))));
         }
         return size * n;
+    }
+    static int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+        return interrupted.load() ? 1 : 0; // nonzero aborts the transfer
     }
     static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* self) {
         static_cast<exchange*>(self)->m_response.body.append(data, size * n);
@@ -330,10 +366,12 @@ private:
     curl_slist* m_list = nullptr;
     std::string m_url, m_body;
     http_response m_response;
+    std::uint64_t m_max_tokens = 0;
+    bool m_busy = false;
     char m_error[CURL_ERROR_SIZE] = {};
 };
 
-/// GET `url` (a small JSON document), or `nullopt`.
+/// GET `url` (a small JSON document, within 2 s), or `nullopt`.
 inline std::optional<nlohmann::json> get_json(const std::string& url) {
     std::unique_ptr<CURL, void (*)(CURL*)> easy(curl_easy_init(), curl_easy_cleanup);
     if (!easy)
@@ -344,7 +382,7 @@ inline std::optional<nlohmann::json> get_json(const std::string& url) {
         return size * n;
     };
     curl_easy_setopt(easy.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(easy.get(), CURLOPT_TIMEOUT_MS, 2000L);
     curl_easy_setopt(easy.get(), CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy.get(), CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(easy.get(), CURLOPT_WRITEDATA, &body);
@@ -358,90 +396,146 @@ inline std::optional<nlohmann::json> get_json(const std::string& url) {
 
 // --- what a run achieved ----------------------------------------------------------------------
 
-/// Counts of a run, updated by the calls as they end (thread-safe).
+/// What a caller does after a call: start the next, pause first (the last calls failed), or
+/// stop (the run is over, or cannot succeed).
+enum class next_step { go_on, pause, stop };
+
+/// Counts of a run, updated by the calls as they end (thread-safe), and the decision of
+/// what follows each call.
 class report {
 public:
+    /// Takes the provider's counts before the first request, when it publishes them.
     explicit report(const settings& s)
         : m_settings(s)
-        , m_start(rategov::steady_clock::now()) {}
+        , m_start(rategov::steady_clock::now())
+        , m_server_start(server_counts()) {}
 
-    /// Records how a call ended and, between the warm-up and the end, what its response
-    /// used. Returns false when the call could not get its tokens before the run's end
-    /// (its deadline): the caller stops starting calls.
-    template <class Result>
-    bool on_call(const Result& summary, const http_response* last) {
+    /// Records how a call ended and, between the warm-up and the end, what its response used;
+    /// says what the caller does next. A call that failed for a reason no retry can mend
+    /// (a fatal answer, such as a wrong URL, model or key; an estimate larger than a burst;
+    /// an unexpected exception) stops the run with the reason printed. One that failed after
+    /// its retries asks for a pause, doubling from 1 s to 30 s while calls keep failing, so
+    /// that a provider that is down is not hammered.
+    template <class Summary>
+    next_step on_call(const Summary& summary, const http_response* last) {
+        using rategov::call_status;
         std::lock_guard lock(m_mutex);
         m_sent += summary.attempts;
-        if (summary.status == rategov::call_status::deadline && summary.attempts == 0) {
-            ++m_unsent;
-            return false;
+        switch (summary.status) {
+        case call_status::success:
+            ++m_ok;
+            m_failing = 0;
+            if (last != nullptr && last->usage && m_phase == phase::measuring)
+                for (std::size_t i = 0; i < metric_count; ++i)
+                    m_used[i] += (*last->usage)[i];
+            return next_step::go_on;
+        case call_status::deadline:
+            ++(summary.attempts == 0 ? m_unsent : m_failed); // 0: no tokens before the end
+            return next_step::stop;
+        case call_status::cancelled:
+            ++m_cancelled;
+            return next_step::stop;
+        case call_status::exceeds_capacity:
+            ++m_failed;
+            stop_run("a request's estimate exceeds the burst of " +
+                     std::string(metric_names[std::min(summary.metric, metric_count - 1)]) +
+                     ": lower --max-tokens or --prompt-tokens, or raise --burst-s");
+            return next_step::stop;
+        case call_status::rejected:
+        case call_status::error:
+        case call_status::unavailable:
+            ++m_failed;
+            stop_run("a call failed and cannot succeed by retrying: " + why(summary, last));
+            return next_step::stop;
+        case call_status::retries_exhausted:
+        case call_status::budget_exhausted:
+            break;
         }
-        ++(summary ? m_ok : m_failed);
-        if (summary && last != nullptr && last->usage && m_phase == phase::measuring)
-            for (std::size_t i = 0; i < metric_count; ++i)
-                m_used[i] += (*last->usage)[i];
-        return true;
+        ++m_failed;
+        ++m_failing;
+        note("calls are failing (pausing before the next): " + why(summary, last));
+        return next_step::pause;
     }
+
+    /// How long to pause after a failed call: 1 s, doubling while calls keep failing, ≤ 30 s.
+    [[nodiscard]] std::chrono::milliseconds pause() const {
+        std::lock_guard lock(m_mutex);
+        const unsigned k = std::min<unsigned>(m_failing == 0 ? 0 : m_failing - 1, 5);
+        return std::min<std::chrono::milliseconds>(std::chrono::milliseconds(1000) * (1 << k), 30s);
+    }
+
+    /// Whether the run must end now (a call failed for good, or Ctrl-C).
+    [[nodiscard]] bool stopped() const { return m_stop.load() || interrupted.load(); }
+
+    /// Called when the warm-up is over, then at the run's end: the rates are measured in
+    /// between, here and (when it publishes its counts) at the provider.
+    void begin_measuring() {
+        auto counts = server_counts();
+        std::lock_guard lock(m_mutex);
+        m_server_begin = std::move(counts);
+        m_measure_from = rategov::steady_clock::now();
+        m_phase = phase::measuring;
+    }
+    void end_measuring() {
+        auto counts = server_counts();
+        std::lock_guard lock(m_mutex);
+        m_server_end = std::move(counts);
+        m_measure_to = rategov::steady_clock::now();
+        m_phase = phase::ended;
+    }
+
     /// Records one response's status (every attempt, so that 429s are counted).
     void on_status(int status) {
         std::lock_guard lock(m_mutex);
         m_429 += status == 429 ? 1 : 0;
         m_503 += status == 503 ? 1 : 0;
     }
-    /// Called when the warm-up is over, then at the run's end: the rates are measured in
-    /// between, here and (when it offers its counts) at the provider.
-    void begin_measuring() {
-        m_server_begin = server_counts();
-        std::lock_guard lock(m_mutex);
-        m_measure_from = rategov::steady_clock::now();
-        m_phase = phase::measuring;
-    }
-    void end_measuring() {
-        m_server_end = server_counts();
-        std::lock_guard lock(m_mutex);
-        m_measure_to = rategov::steady_clock::now();
-        m_phase = phase::ended;
-    }
 
-    /// Prints the report; returns the process's exit status (1 when a check failed).
-    int print(const governor_type& gov) {
+    /// Prints the report; returns the process's exit status (1 when the run stopped on a
+    /// failure or a check failed).
+    int print(const governor_type& gov) const {
         std::lock_guard lock(m_mutex);
         const double measured =
             std::chrono::duration<double>(m_measure_to - m_measure_from).count();
         std::printf("%.1f s against %s (model %s), %u calls at once\n", seconds_since(m_start),
                     m_settings.base_url.c_str(), m_settings.model.c_str(), m_settings.concurrency);
         std::printf("calls: %" PRIu64 " succeeded, %" PRIu64 " failed, %" PRIu64
-                    " ended waiting for tokens at the end; %" PRIu64 " requests sent, %" PRIu64
-                    " answered 429 (%.2f%%), %" PRIu64 " answered 503\n",
-                    m_ok, m_failed, m_unsent, m_sent, m_429, share(m_429, m_sent) * 100, m_503);
-        std::printf("after the %.0f s warm-up, per minute:  used      limit (learned)  share\n",
-                    m_settings.warmup_s);
-        for (std::size_t i = 0; i < metric_count; ++i) {
-            const double per_min = static_cast<double>(m_used[i]) * 60 / measured;
-            const double limit = gov.limit(i).per_second_value() * 60;
-            std::printf("  %-36s %9.0f %16.0f  %5.3f\n", metric_names[i], per_min, limit,
-                        per_min / limit);
-        }
-        if (!m_server_begin || !m_server_end) {
-            std::printf("(the provider publishes no counts: no server-side figures)\n");
-            if (m_settings.check_429 >= 0 || m_settings.check_utilization >= 0) {
-                std::printf("FAIL: --check-* needs the local provider's /rategov/stats\n");
-                return 1;
+                    " cancelled, %" PRIu64 " ended waiting for tokens at the end; %" PRIu64
+                    " requests sent, %" PRIu64 " answered 429 (%.2f%%), %" PRIu64 " answered 503\n",
+                    m_ok, m_failed, m_cancelled, m_unsent, m_sent, m_429,
+                    share(m_429, m_sent) * 100, m_503);
+        if (m_stop.load())
+            std::printf("the run stopped early: %s\n", m_stop_reason.c_str());
+        if (measured > 0) {
+            std::printf("after the %.0f s warm-up, per minute:  used      limit (learned)  share\n",
+                        m_settings.warmup_s);
+            for (std::size_t i = 0; i < metric_count; ++i) {
+                const double per_min = static_cast<double>(m_used[i]) * 60 / measured;
+                const double limit = gov.limit(i).per_second_value() * 60;
+                std::printf("  %-36s %9.0f %16.0f  %5.3f\n", metric_names[i], per_min, limit,
+                            per_min / limit);
             }
-            return 0;
+        }
+        const bool checking = m_settings.check_429 >= 0 || m_settings.check_utilization >= 0;
+        if (!m_server_start || !m_server_begin || !m_server_end || measured <= 0) {
+            std::printf("(the provider publishes no counts: no provider-side figures)\n");
+            if (checking)
+                std::printf("FAIL: --check-* needs the local provider's /v1/rategov/stats\n");
+            return checking || m_stop.load() ? 1 : 0;
         }
         // What the provider counted: 429s over the whole run, use after the warm-up.
-        const auto& b = *m_server_begin;
-        const auto& e = *m_server_end;
-        const double server_429 = share(e.over_limit, e.submitted);
+        const server_snapshot& s0 = *m_server_start;
+        const server_snapshot& b = *m_server_begin;
+        const server_snapshot& e = *m_server_end;
+        const double server_429 = share(e.over_limit - s0.over_limit, e.submitted - s0.submitted);
         double binding = 0;
         std::size_t binding_metric = 0;
         std::printf("as the provider counted it:   429s %.2f%% of %" PRIu64 " requests\n",
-                    server_429 * 100, e.submitted);
+                    server_429 * 100, e.submitted - s0.submitted);
         for (std::size_t i = 0; i < metric_count; ++i) {
-            const double rate =
-                static_cast<double>(e.served[i] - b.served[i]) / (e.seconds - b.seconds) * 60;
-            const double u = rate / static_cast<double>(e.limits[i]);
+            const double rate = static_cast<double>(e.served[i] - b.served[i]) /
+                                std::max(1e-9, e.uptime_s - b.uptime_s) * 60;
+            const double u = rate / static_cast<double>(std::max<std::uint64_t>(1, e.limits[i]));
             std::printf("  %-36s %9.0f %16" PRIu64 "  %5.3f\n", metric_names[i], rate, e.limits[i],
                         u);
             if (u > binding) {
@@ -449,7 +543,7 @@ public:
                 binding_metric = i;
             }
         }
-        int status = 0;
+        int status = m_stop.load() ? 1 : 0;
         if (m_settings.check_429 >= 0 && server_429 > m_settings.check_429) {
             std::printf("FAIL: 429 share %.4f exceeds %.4f\n", server_429, m_settings.check_429);
             status = 1;
@@ -459,7 +553,7 @@ public:
                         metric_names[binding_metric], binding, m_settings.check_utilization);
             status = 1;
         }
-        if (status == 0 && (m_settings.check_429 >= 0 || m_settings.check_utilization >= 0))
+        if (status == 0 && checking)
             std::printf("checks passed: 429 share %.4f, %s used %.3f of its limit\n", server_429,
                         metric_names[binding_metric], binding);
         return status;
@@ -467,31 +561,69 @@ public:
 
 private:
     struct server_snapshot {
-        double seconds = 0;
+        double uptime_s = 0;
         std::uint64_t submitted = 0, over_limit = 0;
         std::uint64_t served[metric_count] = {}, limits[metric_count] = {};
     };
 
-    /// The local provider's counts for this client's account and model, or `nullopt`.
+    /// The local provider's counts for this client's account and model (zero before its
+    /// first request), or `nullopt` when it publishes none (a real provider).
     [[nodiscard]] std::optional<server_snapshot> server_counts() const {
         const auto j = get_json(m_settings.base_url + "/rategov/stats");
-        if (!j || !j->contains("accounts"))
-            return std::nullopt;
-        const std::string account = m_settings.api_key.empty() ? "anonymous" : m_settings.api_key;
-        for (const auto& a : (*j)["accounts"]) {
-            if (a.value("account", "") != account || a.value("model", "") != m_settings.model)
-                continue;
+        try {
+            if (!j || !j->is_object() || !j->contains("uptime_s") ||
+                !(*j)["uptime_s"].is_number() || !j->contains("accounts") ||
+                !(*j)["accounts"].is_array())
+                return std::nullopt;
             server_snapshot s;
-            s.seconds = a.value("seconds", 0.0);
-            s.submitted = a.value("submitted", std::uint64_t{0});
-            s.over_limit = a.value("over_limit", std::uint64_t{0});
-            for (std::size_t i = 0; i < metric_count; ++i) {
-                s.served[i] = a["served"].value(metric_names[i], std::uint64_t{0});
-                s.limits[i] = a["limits_per_minute"].value(metric_names[i], std::uint64_t{1});
+            s.uptime_s = (*j)["uptime_s"].get<double>();
+            const std::string account = chat::account_id(m_settings.api_key);
+            for (const auto& a : (*j)["accounts"]) {
+                if (!a.is_object() || a.value("account", "") != account ||
+                    a.value("model", "") != m_settings.model || !a.contains("served") ||
+                    !a.contains("limits_per_minute"))
+                    continue;
+                s.submitted = a.value("submitted", std::uint64_t{0});
+                s.over_limit = a.value("over_limit", std::uint64_t{0});
+                for (std::size_t i = 0; i < metric_count; ++i) {
+                    s.served[i] = a.at("served").value(metric_names[i], std::uint64_t{0});
+                    s.limits[i] =
+                        a.at("limits_per_minute").value(metric_names[i], std::uint64_t{1});
+                }
             }
             return s;
+        } catch (const nlohmann::json::exception&) { // a document of another shape
+            return std::nullopt;
         }
-        return std::nullopt;
+    }
+
+    /// Why a call failed, in words.
+    template <class Summary>
+    static std::string why(const Summary& summary, const http_response* last) {
+        if (summary.error) {
+            try {
+                std::rethrow_exception(summary.error);
+            } catch (const std::exception& e) {
+                return e.what();
+            } catch (...) {
+                return "an unknown exception";
+            }
+        }
+        if (last != nullptr)
+            return "HTTP " + std::to_string(last->status) +
+                   (last->error_code.empty() ? "" : " (" + last->error_code + ")");
+        return "no response";
+    }
+    /// Prints `message` once per run (m_mutex held).
+    void note(const std::string& message) {
+        if (m_noted.insert(message).second)
+            std::fprintf(stderr, "%s\n", message.c_str());
+    }
+    /// Ends the run for `reason` (m_mutex held).
+    void stop_run(const std::string& reason) {
+        note(reason);
+        if (!m_stop.exchange(true))
+            m_stop_reason = reason;
     }
     [[nodiscard]] static double seconds_since(rategov::steady_clock::time_point t) {
         return std::chrono::duration<double>(rategov::steady_clock::now() - t).count();
@@ -502,11 +634,16 @@ private:
 
     const settings& m_settings;
     const rategov::steady_clock::time_point m_start;
-    std::mutex m_mutex;
+    mutable std::mutex m_mutex;
+    std::atomic<bool> m_stop{false};
+    std::string m_stop_reason;
+    std::set<std::string> m_noted;
     enum class phase { warming, measuring, ended } m_phase = phase::warming;
     rategov::steady_clock::time_point m_measure_from{}, m_measure_to{};
-    std::optional<server_snapshot> m_server_begin, m_server_end;
-    std::uint64_t m_ok = 0, m_failed = 0, m_unsent = 0, m_sent = 0, m_429 = 0, m_503 = 0;
+    std::optional<server_snapshot> m_server_start, m_server_begin, m_server_end;
+    std::uint64_t m_ok = 0, m_failed = 0, m_cancelled = 0, m_unsent = 0, m_sent = 0, m_429 = 0,
+                  m_503 = 0;
+    unsigned m_failing = 0;
     std::uint64_t m_used[metric_count] = {};
 };
 

@@ -14,7 +14,6 @@
 //
 // (`--headers openai` or `anthropic` reads those providers' headers.) See --help.
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <stop_token>
@@ -26,12 +25,6 @@
 namespace {
 
 using namespace client;
-
-std::stop_source stop_all;
-std::atomic<bool> interrupted{false};
-extern "C" void on_signal(int) {
-    interrupted.store(true);
-}
 
 /// The transport: one libcurl easy handle (one kept-alive connection) per worker thread.
 struct curl_transport {
@@ -51,9 +44,12 @@ template <class Profile>
 int run(const settings& s) {
     governed g(s);
     report out(s);
-    const time_point end =
-        rategov::steady_clock::now() +
-        std::chrono::duration_cast<time_point::duration>(std::chrono::duration<double>(s.seconds));
+    const auto after = [](double seconds) {
+        return rategov::steady_clock::now() + std::chrono::duration_cast<time_point::duration>(
+                                                  std::chrono::duration<double>(seconds));
+    };
+    const time_point end = after(s.seconds), warm = after(s.warmup_s);
+    std::stop_source stop_all; // ends every wait for tokens or for a pause
     std::atomic<std::uint64_t> next{0};
 
     std::vector<std::jthread> workers;
@@ -61,29 +57,24 @@ int run(const settings& s) {
         workers.emplace_back([&] {
             exchange x;
             const curl_transport transport{&s, &x, &out};
-            while (rategov::steady_clock::now() < end && !stop_all.stop_requested()) {
+            while (rategov::steady_clock::now() < end && !out.stopped()) {
                 const chat::request req = make_request(s, next.fetch_add(1));
-                auto o = call_options_for<Profile>(g, end); // no call outlives the run
+                auto o = call_options_for<Profile>(g, end); // no call waits past the run
                 o.stop = stop_all.get_token();
                 const auto r = rategov::call(g.gov, req, req.estimate(), transport, o);
-                if (!out.on_call(r, r.response ? &*r.response : nullptr))
-                    break;           // no tokens before the end: this worker is done
-                if (!r && r.error) { // libcurl failed: say why (once is enough to see it)
-                    try {
-                        std::rethrow_exception(r.error);
-                    } catch (const std::exception& e) {
-                        std::fprintf(stderr, "call failed: %s\n", e.what());
-                    }
-                }
+                const next_step then = out.on_call(r, r.response ? &*r.response : nullptr);
+                if (then == next_step::stop)
+                    break;
+                if (then == next_step::pause) // calls are failing: not a storm of retries
+                    rategov::sleep_until(rategov::steady_clock{},
+                                         rategov::steady_clock::now() + out.pause(),
+                                         stop_all.get_token());
             }
         });
 
-    // The main thread keeps time: the warm-up, the end, and Ctrl-C.
-    const auto warm =
-        rategov::steady_clock::now() +
-        std::chrono::duration_cast<time_point::duration>(std::chrono::duration<double>(s.warmup_s));
+    // The main thread keeps time: the warm-up, the end, a failed run and Ctrl-C.
     bool measuring = false;
-    while (rategov::steady_clock::now() < end && !interrupted.load()) {
+    while (rategov::steady_clock::now() < end && !out.stopped()) {
         if (!measuring && rategov::steady_clock::now() >= warm) {
             out.begin_measuring();
             measuring = true;
@@ -94,27 +85,26 @@ int run(const settings& s) {
         out.begin_measuring();
     out.end_measuring();
     stop_all.request_stop(); // a call waiting for tokens ends at once
-    workers.clear();         // joined: the calls in flight finish
+    workers.clear();         // joined: the calls in flight finish (Ctrl-C aborts them)
     return out.print(g.gov);
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-    settings s;
     try {
-        s = parse(argc, argv);
-    } catch (const std::exception& e) {
+        const settings s = parse(argc, argv);
+        install_interrupt_handler();
+        const curl_global curl;
+        namespace fb = rategov::feedback;
+        if (s.headers == "openai")
+            return run<fb::openai_profile<llm>>(s);
+        if (s.headers == "anthropic")
+            return run<fb::anthropic_profile<llm>>(s);
+        return run<fb::fireworks_profile<llm>>(s);
+    } catch (const std::exception& e) { // a bad flag, or limits the governor cannot take
         std::fprintf(stderr, "curl_client: %s\n", e.what());
         usage(argv[0], stderr);
         return 2;
     }
-    std::signal(SIGINT, on_signal);
-    const curl_global curl;
-    namespace fb = rategov::feedback;
-    if (s.headers == "openai")
-        return run<fb::openai_profile<llm>>(s);
-    if (s.headers == "anthropic")
-        return run<fb::anthropic_profile<llm>>(s);
-    return run<fb::fireworks_profile<llm>>(s);
 }

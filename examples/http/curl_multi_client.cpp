@@ -6,11 +6,9 @@
 //
 //   build/dev/examples/http/local_provider --port 8080 &
 //   build/dev/examples/http/curl_multi_client --seconds 20 --concurrency 64
-#include <atomic>
-#include <csignal>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
-#include <functional>
 #include <optional>
 #include <queue>
 #include <utility>
@@ -21,11 +19,6 @@
 namespace {
 
 using namespace client;
-
-std::atomic<bool> interrupted{false};
-extern "C" void on_signal(int) {
-    interrupted.store(true);
-}
 
 template <class Profile>
 int run(const settings& s) {
@@ -44,11 +37,12 @@ int run(const settings& s) {
     governed g(s);
     report out(s);
     const auto now = [] { return rategov::steady_clock::now(); };
-    const time_point end = now() + std::chrono::duration_cast<time_point::duration>(
-                                       std::chrono::duration<double>(s.seconds));
-    const time_point warm = now() + std::chrono::duration_cast<time_point::duration>(
-                                        std::chrono::duration<double>(s.warmup_s));
-    bool measuring = false, ended = false;
+    const auto after = [&](double seconds) {
+        return now() + std::chrono::duration_cast<time_point::duration>(
+                           std::chrono::duration<double>(seconds));
+    };
+    const time_point end = after(s.seconds), warm = after(s.warmup_s);
+    bool measuring = false, ended = false, stopping = false;
 
     std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
     std::vector<slot> slots(s.concurrency);
@@ -58,18 +52,20 @@ int run(const settings& s) {
     std::uint64_t issued = 0;
     std::size_t in_flight = 0;
 
-    // Runs slot i's machine until it must wait, has sent, or is done (then starts the next
-    // call in that slot while the run lasts).
-    std::function<void(std::size_t)> drive = [&](std::size_t i) {
+    // Runs slot i's machine until it must wait, has sent, or is done; then starts the next
+    // call in that slot while the run lasts (after a pause when calls are failing).
+    const auto drive = [&](std::size_t i) {
         slot& sl = slots[i];
         for (;;) {
             if (!sl.call) {
-                if (now() >= end || interrupted.load())
+                if (now() >= end || out.stopped())
                     return;
                 sl.req = make_request(s, issued++);
                 sl.last.reset();
                 sl.call.emplace(g.gov, sl.req.estimate(), call_options_for<Profile>(g, end));
             }
+            if (out.stopped()) // the run is over: nothing more is sent
+                sl.call->cancel();
             const auto step = sl.call->next();
             switch (step.what) {
             case action::wait: // not a thread asleep: a timer
@@ -81,14 +77,19 @@ int run(const settings& s) {
                 curl_multi_add_handle(multi.get(), sl.x.handle());
                 ++in_flight;
                 return;
-            case action::in_flight: // cannot happen: we call next() only after the answer
+            case action::in_flight: // cannot happen: next() is called after the answer
                 return;
             case action::done: {
-                const bool go_on = out.on_call(sl.call->result(), sl.last ? &*sl.last : nullptr);
+                const next_step then =
+                    out.on_call(sl.call->result(), sl.last ? &*sl.last : nullptr);
                 sl.call.reset();
-                if (!go_on) // no tokens before the end: this slot is done
+                if (then == next_step::stop)
                     return;
-                break; // the next call in this slot
+                if (then == next_step::pause) { // calls are failing: a timer, then the next
+                    timers.push({now() + out.pause(), i});
+                    return;
+                }
+                break; // the next call in this slot, now
             }
             }
         }
@@ -98,17 +99,20 @@ int run(const settings& s) {
         drive(i);
     while (in_flight > 0 || !timers.empty()) {
         if (!measuring && now() >= warm) {
-            out.begin_measuring();
+            out.begin_measuring(); // (a blocking GET of at most 2 s: fine for an example)
             measuring = true;
         }
         if (measuring && !ended && now() >= end) {
             out.end_measuring(); // what is still in flight finishes, outside the measure
             ended = true;
         }
-        if (interrupted.load()) // cancel what waits; what is in flight finishes
-            for (slot& sl : slots)
-                if (sl.call && in_flight == 0)
-                    sl.call->cancel();
+        if (out.stopped() && !stopping) { // Ctrl-C or a failed run: end every wait now
+            stopping = true;
+            timers = {};
+            for (std::size_t i = 0; i < slots.size(); ++i)
+                if (slots[i].call && !slots[i].x.busy())
+                    drive(i); // cancelled: done
+        }
         // Timers due: drive their slots.
         while (!timers.empty() && timers.top().first <= now()) {
             const std::size_t i = timers.top().second;
@@ -134,6 +138,7 @@ int run(const settings& s) {
                 out.on_status(sl.last->status);
                 sl.call->on_response(*sl.last);
             } catch (...) { // a transport_error: the machine settles and maybe retries
+                sl.last.reset();
                 sl.call->on_exception(std::current_exception());
             }
             drive(i);
@@ -156,20 +161,19 @@ int run(const settings& s) {
 } // namespace
 
 int main(int argc, char** argv) {
-    settings s;
     try {
-        s = parse(argc, argv);
-    } catch (const std::exception& e) {
+        const settings s = parse(argc, argv);
+        install_interrupt_handler();
+        const curl_global curl;
+        namespace fb = rategov::feedback;
+        if (s.headers == "openai")
+            return run<fb::openai_profile<llm>>(s);
+        if (s.headers == "anthropic")
+            return run<fb::anthropic_profile<llm>>(s);
+        return run<fb::fireworks_profile<llm>>(s);
+    } catch (const std::exception& e) { // a bad flag, or limits the governor cannot take
         std::fprintf(stderr, "curl_multi_client: %s\n", e.what());
         usage(argv[0], stderr);
         return 2;
     }
-    std::signal(SIGINT, on_signal);
-    const curl_global curl;
-    namespace fb = rategov::feedback;
-    if (s.headers == "openai")
-        return run<fb::openai_profile<llm>>(s);
-    if (s.headers == "anthropic")
-        return run<fb::anthropic_profile<llm>>(s);
-    return run<fb::fireworks_profile<llm>>(s);
 }

@@ -15,7 +15,8 @@
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
-#include <csignal>
+#include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -25,8 +26,10 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <signal.h>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -58,7 +61,8 @@ void usage(std::FILE* out) {
         "  --port N               port, 0 for any free one (8080)\n"
         "  --port-file PATH       write the port there once listening\n"
         "  --exit-after SECONDS   stop after this long (default: at SIGINT/SIGTERM)\n"
-        "  --threads N            requests served at once (256)\n"
+        "  --threads N            connections served at once; a kept-alive connection holds\n"
+        "                         its thread until it closes (256)\n"
         "  --limits R,T,U,G       per minute: requests, total prompt, uncached prompt and\n"
         "                         generated tokens (6000,3600000,900000,36000)\n"
         "  --adaptive on|off      limits adapt between a quarter and ten times the start (off)\n"
@@ -89,50 +93,58 @@ options parse(int argc, char** argv) {
         if (i + 1 >= argc)
             throw std::invalid_argument("unknown flag or missing value: " + a);
         const std::string v = argv[++i];
-        auto number = [&] {
+        // A number in [0, hi] (whole when `whole`), or an error naming the flag.
+        auto number = [&](double hi, bool whole = false) {
             std::size_t used = 0;
-            const double x = std::stod(v, &used);
-            if (used != v.size() || !(x >= 0))
-                throw std::invalid_argument(a + ": bad number '" + v + "'");
+            double x = -1;
+            try {
+                x = std::stod(v, &used);
+            } catch (const std::exception&) {
+                used = 0;
+            }
+            if (used != v.size() || !(x >= 0 && x <= hi) || (whole && x != std::floor(x)))
+                throw std::invalid_argument(a + " " + v + ": expected a " +
+                                            (whole ? "whole " : "") + "number in [0, " +
+                                            std::to_string(hi) + "]");
             return x;
         };
-        auto ms = [&] {
-            return std::chrono::nanoseconds(static_cast<std::int64_t>(number() * 1e6));
+        auto ms = [&](double hi_ms) {
+            return std::chrono::nanoseconds(static_cast<std::int64_t>(number(hi_ms) * 1e6));
         };
         if (a == "--host")
             o.host = v;
         else if (a == "--port")
-            o.port = static_cast<int>(number());
+            o.port = static_cast<int>(number(65535, true));
         else if (a == "--port-file")
             o.port_file = v;
         else if (a == "--exit-after")
-            o.exit_after_s = number();
+            o.exit_after_s = number(1e6);
         else if (a == "--threads")
-            o.threads = static_cast<int>(number());
+            o.threads = static_cast<int>(number(4096, true));
         else if (a == "--limits") {
             std::uint64_t l[4];
-            if (std::sscanf(v.c_str(), "%" SCNu64 ",%" SCNu64 ",%" SCNu64 ",%" SCNu64, &l[0], &l[1],
-                            &l[2], &l[3]) != 4)
-                throw std::invalid_argument("--limits: expected R,T,U,G, got '" + v + "'");
+            chat::parse_limits(v, l);
             o.sim.start = {l[0], l[1], l[2], l[3]};
-        } else if (a == "--adaptive")
+        } else if (a == "--adaptive") {
+            if (v != "on" && v != "off")
+                throw std::invalid_argument("--adaptive: on or off, got '" + v + "'");
             adaptive = v == "on";
-        else if (a == "--enforcement") {
+        } else if (a == "--enforcement") {
             if (v != "bucket" && v != "window")
                 throw std::invalid_argument("--enforcement: bucket or window, got '" + v + "'");
             o.sim.mode = v == "bucket" ? rt::enforcement::bucket : rt::enforcement::window;
         } else if (a == "--burst-s")
-            o.sim.bucket_burst = ms() * 1000;
+            o.sim.bucket_burst = ms(86'400) * 1000;
         else if (a == "--window-s")
-            o.sim.window = ms() * 1000;
+            o.sim.window = ms(86'400) * 1000;
         else if (a == "--ttft-ms")
-            o.sim.time_to_first_token = ms();
+            o.sim.time_to_first_token = ms(3'600'000);
         else if (a == "--per-token-ms")
-            o.sim.per_output_token = ms();
+            o.sim.per_output_token = ms(10'000);
         else if (a == "--cache-hit")
-            o.sim.cache_hit = number();
+            o.sim.cache_hit = number(1);
         else if (a == "--shed-rate")
-            o.sim.shed_rate = number();
+            o.sim.shed_rate = number(1);
         else if (a == "--headers") {
             if (v == "fireworks")
                 o.sim.headers = rt::header_style::fireworks;
@@ -144,7 +156,7 @@ options parse(int argc, char** argv) {
                 throw std::invalid_argument("--headers: fireworks, openai or anthropic, got '" + v +
                                             "'");
         } else if (a == "--seed")
-            o.sim.seed = static_cast<std::uint64_t>(number());
+            o.sim.seed = static_cast<std::uint64_t>(number(1e15, true));
         else
             throw std::invalid_argument("unknown flag: " + a);
     }
@@ -152,14 +164,13 @@ options parse(int argc, char** argv) {
         o.sim.lower = o.sim.start.scaled(0.25);
         o.sim.upper = o.sim.start.scaled(10.0);
     }
-    if (o.port < 0 || o.port > 65535)
-        throw std::invalid_argument("--port " + std::to_string(o.port) + " is not a port");
-    if (o.threads < 1 || o.threads > 4096)
-        throw std::invalid_argument("--threads must lie in [1, 4096]");
+    if (o.threads < 1)
+        throw std::invalid_argument("--threads must be at least 1");
     o.sim.validate(); // a config_error names the bad value
     return o;
 }
 
+/// Set by the first SIGINT or SIGTERM (a second one kills: the handler resets itself).
 std::atomic<bool> stop_requested{false};
 extern "C" void on_signal(int) {
     stop_requested.store(true);
@@ -196,17 +207,24 @@ public:
                 }
                 req.prompt_tokens += chat::count_tokens(msg["content"].get<std::string>());
             }
+            // `max_completion_tokens` (the newer name) wins; null means absent.
             const char* key =
-                body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+                body.contains("max_completion_tokens") && !body["max_completion_tokens"].is_null()
+                    ? "max_completion_tokens"
+                    : "max_tokens";
             req.max_tokens = 256;
-            if (body.contains(key)) {
+            if (body.contains(key) && !body[key].is_null()) {
                 if (!body[key].is_number_unsigned() || body[key].get<std::uint64_t>() == 0 ||
                     body[key].get<std::uint64_t>() > 1'000'000)
                     bad = std::string("`") + key + "` must be an integer in [1, 1000000]";
                 else
                     req.max_tokens = body[key].get<std::uint64_t>();
             }
-            req.priority = body.value("service_tier", std::string{}) == "priority";
+            if (body.contains("service_tier") && !body["service_tier"].is_null() &&
+                !body["service_tier"].is_string())
+                bad = "`service_tier` must be a string";
+            else
+                req.priority = body.contains("service_tier") && body["service_tier"] == "priority";
         }
         if (!bad.empty()) {
             out.status = 400;
@@ -216,7 +234,8 @@ public:
         }
         req.model = body["model"].get<std::string>();
         const std::string auth = in.get_header_value("Authorization");
-        req.account = auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "anonymous";
+        // Filed under a hash of the key: the statistics never publish a key.
+        req.account = chat::account_id(auth.rfind("Bearer ", 0) == 0 ? auth.substr(7) : "");
 
         rt::provider_simulator<clock_type>::ticket ticket;
         {
@@ -224,14 +243,20 @@ public:
             // What the model will say: a quarter of max_tokens to all of it.
             const std::uint64_t lo = (req.max_tokens + 3) / 4;
             req.output_tokens = lo + m_draw() % (req.max_tokens - lo + 1);
-            if (m_keys.insert({req.account, req.model}).second)
-                m_first[{req.account, req.model}] = clock_type::now();
+            m_keys.insert({req.account, req.model});
             ticket = m_sim.submit(req);
         }
-        std::this_thread::sleep_until(ticket.ready_at); // generating
         rt::llm_response r;
         {
-            std::lock_guard lock(m_mutex);
+            std::unique_lock lock(m_mutex);
+            // Generating, in real time; a shutdown ends the wait (and the reply is a 503).
+            if (m_stopped.wait_until(lock, ticket.ready_at, [&] { return m_stopping; })) {
+                out.status = 503;
+                out.set_content(
+                    error_body("the server is shutting down", "server_error", "shutting_down"),
+                    "application/json");
+                return;
+            }
             r = m_sim.collect(ticket);
         }
         out.status = r.status;
@@ -278,6 +303,15 @@ public:
         }
     }
 
+    /// Ends the replies still generating (they answer 503) and refuses to wait from now on.
+    void shut_down() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stopping = true;
+        }
+        m_stopped.notify_all();
+    }
+
     /// What was counted, per account and model: counts, tokens served, limits in force.
     std::string stats() {
         std::lock_guard lock(m_mutex);
@@ -293,25 +327,23 @@ public:
                 served[names[i]] = c.served[i];
                 limit[names[i]] = limits[i];
             }
-            accounts.push_back(
-                {{"account", account},
-                 {"model", model},
-                 {"seconds",
-                  std::chrono::duration<double>(now - m_first[{account, model}]).count()},
-                 {"submitted", c.submitted},
-                 {"ok", c.ok},
-                 {"over_limit", c.over_limit},
-                 {"shed", c.shed},
-                 {"too_large", c.too_large},
-                 {"served", served},
-                 {"limits_per_minute", limit}});
+            accounts.push_back({{"account", account},
+                                {"model", model},
+                                {"submitted", c.submitted},
+                                {"ok", c.ok},
+                                {"over_limit", c.over_limit},
+                                {"shed", c.shed},
+                                {"too_large", c.too_large},
+                                {"served", served},
+                                {"limits_per_minute", limit}});
         }
         const auto& cfg = m_sim.config();
-        return json{{"enforcement", cfg.mode == rt::enforcement::bucket ? "bucket" : "window"},
+        return json{{"uptime_s", std::chrono::duration<double>(now - m_started).count()},
+                    {"enforcement", cfg.mode == rt::enforcement::bucket ? "bucket" : "window"},
                     {"burst_s", std::chrono::duration<double>(cfg.bucket_burst).count()},
                     {"window_s", std::chrono::duration<double>(cfg.window).count()},
                     {"accounts", accounts}}
-            .dump(2);
+            .dump(2, ' ', false, json::error_handler_t::replace); // any bytes: valid JSON
     }
 
 private:
@@ -319,7 +351,9 @@ private:
     rt::provider_simulator<clock_type> m_sim;
     rategov::backoff::splitmix64 m_draw;
     std::set<std::pair<std::string, std::string>> m_keys;
-    std::map<std::pair<std::string, std::string>, clock_type::time_point> m_first;
+    std::condition_variable m_stopped;
+    bool m_stopping = false;
+    const clock_type::time_point m_started = clock_type::now();
 };
 
 } // namespace
@@ -346,6 +380,13 @@ int main(int argc, char** argv) {
         out.set_content(p.stats(), "application/json");
     });
 
+    // Replies of up to 8 MB; SO_REUSEADDR only (httplib's default adds SO_REUSEPORT, which
+    // would let a second provider share a busy port and split the traffic silently).
+    server.set_payload_max_length(std::size_t{8} << 20);
+    server.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     const int port = opt.port == 0 ? server.bind_to_any_port(opt.host)
                                    : (server.bind_to_port(opt.host, opt.port) ? opt.port : -1);
     if (port <= 0) {
@@ -353,17 +394,31 @@ int main(int argc, char** argv) {
                      opt.port);
         return 1;
     }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sa.sa_flags = static_cast<int>(SA_RESETHAND);
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
     if (!opt.port_file.empty()) { // written whole, then renamed: a reader never sees half
         const std::string tmp = opt.port_file + ".tmp";
-        std::ofstream(tmp) << port << '\n';
-        std::rename(tmp.c_str(), opt.port_file.c_str());
+        std::ofstream f(tmp);
+        f << port << '\n';
+        f.close();
+        if (!f || std::rename(tmp.c_str(), opt.port_file.c_str()) != 0) {
+            std::fprintf(stderr, "local_provider: cannot write the port to %s\n",
+                         opt.port_file.c_str());
+            return 1;
+        }
     }
     std::printf("local_provider: listening on http://%s:%d/v1 (%s enforcement)\n", opt.host.c_str(),
                 port, opt.sim.mode == rt::enforcement::bucket ? "bucket" : "window");
     std::fflush(stdout);
 
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    // Stops at the first signal or after --exit-after: wakes the replies still generating,
+    // then stops the server — again until listen() has returned, since a stop() before the
+    // server runs is not remembered.
+    std::atomic<bool> listening_done{false};
     std::thread watcher([&] {
         const auto until = std::chrono::steady_clock::now() +
                            std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -371,9 +426,14 @@ int main(int argc, char** argv) {
         while (!stop_requested.load() &&
                (opt.exit_after_s == 0 || std::chrono::steady_clock::now() < until))
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        server.stop();
+        p.shut_down();
+        while (!listening_done.load()) {
+            server.stop();
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
     });
     server.listen_after_bind();
+    listening_done.store(true);
     watcher.join();
     std::printf("%s\n", p.stats().c_str());
     return 0;
