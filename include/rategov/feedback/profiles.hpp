@@ -3,8 +3,9 @@
 /// the limits the server reports per metric, what remains, when it resets, a retry hint, and
 /// the kind of outcome. Header access goes through a lookup you supply, so any HTTP library
 /// fits without a dependency. Nothing here allocates or throws; every profile's `read` is
-/// `noexcept`, so a lookup that throws ends the program (`std::terminate`): make it
-/// non-throwing (`header_list` is).
+/// `noexcept` (except `with_classifier`'s, which throws what its classifier throws), so a
+/// lookup that throws ends the program (`std::terminate`): make it non-throwing
+/// (`header_list` is).
 #pragma once
 
 #include <array>

@@ -17,7 +17,9 @@ struct requests {};        ///< requests (calls) per period
 struct total_prompt {};    ///< prompt tokens, cached and uncached
 struct uncached_prompt {}; ///< prompt tokens not served from the provider's cache
 struct generated {};       ///< generated (output) tokens
-struct concurrent {};      ///< requests in flight (for a concurrency limit)
+/// Requests started, as a metric of their own. In a governor it refills over time like the
+/// others (a rate of starts, not a cap on requests in flight).
+struct concurrent {};
 } // namespace metric
 
 namespace detail {
