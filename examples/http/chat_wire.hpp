@@ -60,10 +60,11 @@ struct request {
 /// error, or a body that is not JSON). `usage.prompt_tokens_details.cached_tokens` is the
 /// cached share of the prompt (0 when absent). What the body says is trusted only within
 /// reason: generated tokens are at most `max_tokens` (a provider cannot generate more), and
-/// prompt tokens at most 2^32 — a hostile or broken body must not charge the governor into
+/// prompt tokens at most four times the estimate plus 4096 (room for a tokenizer unlike
+/// ours and a chat template) — a hostile or broken body must not charge the governor into
 /// a debt it would wait out for the rest of the run.
-[[nodiscard]] inline std::optional<rategov::cost<llm>> usage_of(std::string_view body,
-                                                                std::uint64_t max_tokens) {
+[[nodiscard]] inline std::optional<rategov::cost<llm>>
+usage_of(std::string_view body, std::uint64_t prompt_estimate, std::uint64_t max_tokens) {
     const nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object() || !j.contains("usage") || !j["usage"].is_object())
         return std::nullopt;
@@ -82,7 +83,8 @@ struct request {
     if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object() &&
         u["prompt_tokens_details"].contains("cached_tokens"))
         cached = count(u["prompt_tokens_details"]["cached_tokens"]).value_or(0);
-    const std::uint64_t prompt_tokens = std::min<std::uint64_t>(*prompt, std::uint64_t{1} << 32);
+    const std::uint64_t prompt_tokens = std::min<std::uint64_t>(
+        *prompt, std::min<std::uint64_t>(prompt_estimate, std::uint64_t{1} << 32) * 4 + 4096);
     cached = std::min(cached, prompt_tokens);
     return rategov::cost<llm>{rategov::amount<m::requests>{1},
                               rategov::amount<m::total_prompt>{prompt_tokens},

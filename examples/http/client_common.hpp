@@ -210,8 +210,11 @@ inline chat::request make_request(const settings& s, std::uint64_t n) {
 /// Set by the first SIGINT or SIGTERM: no new call starts, waits end, transfers in progress
 /// are aborted. A second signal kills the process (the handler resets itself).
 inline std::atomic<bool> interrupted{false};
+/// Set by a signal or by a run that stops on a failure: transfers in progress are aborted.
+inline std::atomic<bool> abort_transfers{false};
 extern "C" inline void on_interrupt(int) {
     interrupted.store(true);
+    abort_transfers.store(true);
 }
 inline void install_interrupt_handler() {
     struct sigaction sa {};
@@ -271,6 +274,7 @@ public:
         m_response = {};
         m_body = req.body();
         m_max_tokens = req.max_tokens;
+        m_prompt_tokens = req.prompt_tokens();
         m_busy = true;
         m_url = s.base_url + "/chat/completions";
         curl_slist_free_all(m_list);
@@ -289,7 +293,7 @@ public:
         curl_easy_setopt(m_easy, CURLOPT_HEADERDATA, this);
         curl_easy_setopt(m_easy, CURLOPT_WRITEFUNCTION, &exchange::on_body);
         curl_easy_setopt(m_easy, CURLOPT_WRITEDATA, this);
-        // Ctrl-C aborts a transfer in progress (the call then ends as cancelled).
+        // Ctrl-C, or a run stopped on a failure, aborts a transfer in progress.
         curl_easy_setopt(m_easy, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(m_easy, CURLOPT_XFERINFOFUNCTION, &exchange::on_progress);
         m_error[0] = '\0';
@@ -304,8 +308,9 @@ public:
         long status = 0;
         curl_easy_getinfo(m_easy, CURLINFO_RESPONSE_CODE, &status);
         m_response.status = static_cast<int>(status);
-        m_response.usage =
-            status / 100 == 2 ? chat::usage_of(m_response.body, m_max_tokens) : std::nullopt;
+        m_response.usage = status / 100 == 2
+                               ? chat::usage_of(m_response.body, m_prompt_tokens, m_max_tokens)
+                               : std::nullopt;
         if (status / 100 != 2)
             m_response.error_code = chat::error_code_of(m_response.body);
         return std::move(m_response);
@@ -316,6 +321,9 @@ private:
         const std::string what =
             std::string("libcurl: ") + (m_error[0] != '\0' ? m_error : curl_easy_strerror(code));
         switch (code) {
+        case CURLE_ABORTED_BY_CALLBACK: // the run is stopping: no retry
+            throw rategov::transport_error(what, rategov::delivery::maybe_sent,
+                                           rategov::feedback::outcome::fatal);
         case CURLE_URL_MALFORMAT:
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_PEER_FAILED_VERIFICATION:
@@ -355,7 +363,7 @@ private:
         return size * n;
     }
     static int on_progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-        return interrupted.load() ? 1 : 0; // nonzero aborts the transfer
+        return abort_transfers.load() ? 1 : 0; // nonzero aborts the transfer
     }
     static std::size_t on_body(char* data, std::size_t size, std::size_t n, void* self) {
         static_cast<exchange*>(self)->m_response.body.append(data, size * n);
@@ -366,7 +374,7 @@ private:
     curl_slist* m_list = nullptr;
     std::string m_url, m_body;
     http_response m_response;
-    std::uint64_t m_max_tokens = 0;
+    std::uint64_t m_max_tokens = 0, m_prompt_tokens = 0;
     bool m_busy = false;
     char m_error[CURL_ERROR_SIZE] = {};
 };
@@ -420,7 +428,10 @@ public:
     next_step on_call(const Summary& summary, const http_response* last) {
         using rategov::call_status;
         std::lock_guard lock(m_mutex);
-        m_sent += summary.attempts;
+        if (summary.status != call_status::success && stopped()) { // ended by the stop
+            ++m_cancelled;
+            return next_step::stop;
+        }
         switch (summary.status) {
         case call_status::success:
             ++m_ok;
@@ -487,6 +498,7 @@ public:
     /// Records one response's status (every attempt, so that 429s are counted).
     void on_status(int status) {
         std::lock_guard lock(m_mutex);
+        ++m_responses;
         m_429 += status == 429 ? 1 : 0;
         m_503 += status == 503 ? 1 : 0;
     }
@@ -501,9 +513,13 @@ public:
                     m_settings.base_url.c_str(), m_settings.model.c_str(), m_settings.concurrency);
         std::printf("calls: %" PRIu64 " succeeded, %" PRIu64 " failed, %" PRIu64
                     " cancelled, %" PRIu64 " ended waiting for tokens at the end; %" PRIu64
-                    " requests sent, %" PRIu64 " answered 429 (%.2f%%), %" PRIu64 " answered 503\n",
-                    m_ok, m_failed, m_cancelled, m_unsent, m_sent, m_429,
-                    share(m_429, m_sent) * 100, m_503);
+                    " responses, %" PRIu64 " of them 429 (%.2f%%), %" PRIu64 " 503\n",
+                    m_ok, m_failed, m_cancelled, m_unsent, m_responses, m_429,
+                    share(m_429, m_responses) * 100, m_503);
+        if (interrupted.load()) { // a shortened run: no rates, no checks
+            std::printf("interrupted\n");
+            return 130;
+        }
         if (m_stop.load())
             std::printf("the run stopped early: %s\n", m_stop_reason.c_str());
         if (measured > 0) {
@@ -521,7 +537,7 @@ public:
             std::printf("(the provider publishes no counts: no provider-side figures)\n");
             if (checking)
                 std::printf("FAIL: --check-* needs the local provider's /v1/rategov/stats\n");
-            return checking || m_stop.load() ? 1 : 0;
+            return checking || m_stop.load() || m_ok == 0 ? 1 : 0;
         }
         // What the provider counted: 429s over the whole run, use after the warm-up.
         const server_snapshot& s0 = *m_server_start;
@@ -543,7 +559,9 @@ public:
                 binding_metric = i;
             }
         }
-        int status = m_stop.load() ? 1 : 0;
+        int status = m_stop.load() || m_ok == 0 ? 1 : 0;
+        if (m_ok == 0)
+            std::printf("FAIL: no call succeeded\n");
         if (m_settings.check_429 >= 0 && server_429 > m_settings.check_429) {
             std::printf("FAIL: 429 share %.4f exceeds %.4f\n", server_429, m_settings.check_429);
             status = 1;
@@ -583,12 +601,17 @@ private:
                     a.value("model", "") != m_settings.model || !a.contains("served") ||
                     !a.contains("limits_per_minute"))
                     continue;
-                s.submitted = a.value("submitted", std::uint64_t{0});
-                s.over_limit = a.value("over_limit", std::uint64_t{0});
+                // Whole numbers only (a float cast to an integer could overflow).
+                auto count = [](const nlohmann::json& o, const char* key, std::uint64_t dflt) {
+                    return o.is_object() && o.contains(key) && o.at(key).is_number_unsigned()
+                               ? o.at(key).get<std::uint64_t>()
+                               : dflt;
+                };
+                s.submitted = count(a, "submitted", 0);
+                s.over_limit = count(a, "over_limit", 0);
                 for (std::size_t i = 0; i < metric_count; ++i) {
-                    s.served[i] = a.at("served").value(metric_names[i], std::uint64_t{0});
-                    s.limits[i] =
-                        a.at("limits_per_minute").value(metric_names[i], std::uint64_t{1});
+                    s.served[i] = count(a.at("served"), metric_names[i], 0);
+                    s.limits[i] = count(a.at("limits_per_minute"), metric_names[i], 1);
                 }
             }
             return s;
@@ -622,6 +645,7 @@ private:
     /// Ends the run for `reason` (m_mutex held).
     void stop_run(const std::string& reason) {
         note(reason);
+        abort_transfers.store(true);
         if (!m_stop.exchange(true))
             m_stop_reason = reason;
     }
@@ -641,7 +665,7 @@ private:
     enum class phase { warming, measuring, ended } m_phase = phase::warming;
     rategov::steady_clock::time_point m_measure_from{}, m_measure_to{};
     std::optional<server_snapshot> m_server_start, m_server_begin, m_server_end;
-    std::uint64_t m_ok = 0, m_failed = 0, m_cancelled = 0, m_unsent = 0, m_sent = 0, m_429 = 0,
+    std::uint64_t m_ok = 0, m_failed = 0, m_cancelled = 0, m_unsent = 0, m_responses = 0, m_429 = 0,
                   m_503 = 0;
     unsigned m_failing = 0;
     std::uint64_t m_used[metric_count] = {};

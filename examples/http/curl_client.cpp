@@ -67,7 +67,7 @@ int run(const settings& s) {
                     break;
                 if (then == next_step::pause) // calls are failing: not a storm of retries
                     rategov::sleep_until(rategov::steady_clock{},
-                                         rategov::steady_clock::now() + out.pause(),
+                                         std::min(rategov::steady_clock::now() + out.pause(), end),
                                          stop_all.get_token());
             }
         });

@@ -86,7 +86,8 @@ int run(const settings& s) {
                 if (then == next_step::stop)
                     return;
                 if (then == next_step::pause) { // calls are failing: a timer, then the next
-                    timers.push({now() + out.pause(), i});
+                    if (!out.stopped())
+                        timers.push({std::min(now() + out.pause(), end), i});
                     return;
                 }
                 break; // the next call in this slot, now

@@ -416,8 +416,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     // Stops at the first signal or after --exit-after: wakes the replies still generating,
-    // then stops the server — again until listen() has returned, since a stop() before the
-    // server runs is not remembered.
+    // then stops the server once it runs (a stop() before that is not remembered).
     std::atomic<bool> listening_done{false};
     std::thread watcher([&] {
         const auto until = std::chrono::steady_clock::now() +
@@ -427,10 +426,9 @@ int main(int argc, char** argv) {
                (opt.exit_after_s == 0 || std::chrono::steady_clock::now() < until))
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         p.shut_down();
-        while (!listening_done.load()) {
-            server.stop();
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
+        while (!server.is_running() && !listening_done.load())
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        server.stop();
     });
     server.listen_after_bind();
     listening_done.store(true);
