@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -104,6 +105,26 @@ usage_of(std::string_view body, std::uint64_t prompt_estimate, std::uint64_t max
     char buf[24];
     std::snprintf(buf, sizeof buf, "key-%016llx", static_cast<unsigned long long>(h));
     return buf;
+}
+
+/// The value `text` of command-line flag `flag` as a number in [lo, hi] (a whole one when
+/// `whole`). \throws std::invalid_argument naming the flag and the range otherwise.
+inline double parse_number(const std::string& flag, const std::string& text, double lo, double hi,
+                           bool whole = false) {
+    std::size_t used = 0;
+    double x = -1;
+    try {
+        x = std::stod(text, &used);
+    } catch (const std::exception&) {
+        used = 0;
+    }
+    if (used != text.size() || !(x >= lo && x <= hi) || (whole && x != std::floor(x))) {
+        char range[64];
+        std::snprintf(range, sizeof range, "[%g, %g]", lo, hi);
+        throw std::invalid_argument(flag + " " + text + ": expected a " + (whole ? "whole " : "") +
+                                    "number in " + range);
+    }
+    return x;
 }
 
 /// Parses `R,T,U,G` — per-minute limits on requests, total prompt, uncached prompt and

@@ -101,19 +101,7 @@ inline settings parse(int argc, char** argv) {
         if (i + 1 >= argc)
             throw std::invalid_argument("unknown flag or missing value: " + a);
         const std::string v = argv[++i];
-        auto number = [&](double lo, double hi) {
-            std::size_t used = 0;
-            double x = -1;
-            try {
-                x = std::stod(v, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used != v.size() || !(x >= lo && x <= hi))
-                throw std::invalid_argument(a + " " + v + ": expected a number in [" +
-                                            std::to_string(lo) + ", " + std::to_string(hi) + "]");
-            return x;
-        };
+        auto number = [&](double lo, double hi) { return chat::parse_number(a, v, lo, hi); };
         if (a == "--seconds")
             s.seconds = number(0.1, 86'400);
         else if (a == "--warmup")
@@ -670,5 +658,29 @@ private:
     unsigned m_failing = 0;
     std::uint64_t m_used[metric_count] = {};
 };
+
+// --- main ----------------------------------------------------------------------------------
+
+/// A client's `main`: parses the flags, sets up Ctrl-C and libcurl, and calls
+/// `run(settings, profile)` with the header profile `--headers` names. Exit status: what
+/// `run` returns; 2 for a bad flag or limits the governor cannot take.
+template <class Run>
+int client_main(int argc, char** argv, const char* name, Run run) {
+    try {
+        const settings s = parse(argc, argv);
+        install_interrupt_handler();
+        const curl_global curl;
+        namespace fb = rategov::feedback;
+        if (s.headers == "openai")
+            return run(s, fb::openai_profile<llm>{});
+        if (s.headers == "anthropic")
+            return run(s, fb::anthropic_profile<llm>{});
+        return run(s, fb::fireworks_profile<llm>{});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", name, e.what());
+        usage(argv[0], stderr);
+        return 2;
+    }
+}
 
 } // namespace client

@@ -162,19 +162,7 @@ int run(const settings& s) {
 } // namespace
 
 int main(int argc, char** argv) {
-    try {
-        const settings s = parse(argc, argv);
-        install_interrupt_handler();
-        const curl_global curl;
-        namespace fb = rategov::feedback;
-        if (s.headers == "openai")
-            return run<fb::openai_profile<llm>>(s);
-        if (s.headers == "anthropic")
-            return run<fb::anthropic_profile<llm>>(s);
-        return run<fb::fireworks_profile<llm>>(s);
-    } catch (const std::exception& e) { // a bad flag, or limits the governor cannot take
-        std::fprintf(stderr, "curl_multi_client: %s\n", e.what());
-        usage(argv[0], stderr);
-        return 2;
-    }
+    return client::client_main(
+        argc, argv, "curl_multi_client",
+        [](const client::settings& s, auto profile) { return run<decltype(profile)>(s); });
 }

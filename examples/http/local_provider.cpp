@@ -95,18 +95,7 @@ options parse(int argc, char** argv) {
         const std::string v = argv[++i];
         // A number in [0, hi] (whole when `whole`), or an error naming the flag.
         auto number = [&](double hi, bool whole = false) {
-            std::size_t used = 0;
-            double x = -1;
-            try {
-                x = std::stod(v, &used);
-            } catch (const std::exception&) {
-                used = 0;
-            }
-            if (used != v.size() || !(x >= 0 && x <= hi) || (whole && x != std::floor(x)))
-                throw std::invalid_argument(a + " " + v + ": expected a " +
-                                            (whole ? "whole " : "") + "number in [0, " +
-                                            std::to_string(hi) + "]");
-            return x;
+            return chat::parse_number(a, v, 0, hi, whole);
         };
         auto ms = [&](double hi_ms) {
             return std::chrono::nanoseconds(static_cast<std::int64_t>(number(hi_ms) * 1e6));

@@ -1,4 +1,4 @@
-# Helpers for run_vcpkg_port.cmake and run_conan_recipe.cmake (cmake -P scripts).
+# Helpers for the package tests' cmake -P scripts (run_consumer.cmake uses only run()).
 # They read SOURCE_DIR, CXX, GENERATOR and EXPECTED_VERSION from the calling script.
 set(PACKAGE_HELPERS_DIR ${CMAKE_CURRENT_LIST_DIR})
 

@@ -2,14 +2,7 @@
 # Inputs: MODE SOURCE_DIR BINARY_DIR WORK_DIR CXX GENERATOR EXPECTED_VERSION
 cmake_minimum_required(VERSION 3.21)
 
-function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    string(REPLACE ";" " " cmd "${ARGN}")
-    message(FATAL_ERROR "command failed (${rc}): ${cmd}\n${out}")
-  endif()
-  set(last_output "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/package_helpers.cmake) # run()
 
 file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
