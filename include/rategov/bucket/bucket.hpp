@@ -24,6 +24,10 @@ public:
     explicit clock_base(const C& clock)
         : m_clock(clock)
         , m_epoch(to_ticks(clock.now())) {}
+    /// Tick 0 at `epoch` nanoseconds of the clock (a state shared with others: theirs).
+    clock_base(const C& clock, std::int64_t epoch)
+        : m_clock(clock)
+        , m_epoch(epoch) {}
 
     [[nodiscard]] const C& clock() const noexcept { return m_clock; }
     [[nodiscard]] time_point now() const noexcept { return m_clock.now(); }

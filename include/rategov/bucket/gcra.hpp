@@ -42,6 +42,12 @@
 /// the parameters it computes with are those of its word's generation; a change completing
 /// between that check and the reader's CAS changes the word, and the CAS fails. (An ABA
 /// would need four changes in those few instructions *and* a bit-identical position.)
+///
+/// The right to change is held by a process id (the owner word) as well: when the state is
+/// shared between processes and one of them dies while it holds it, a process waiting for
+/// it finds the owner gone, repairs what the change may have left half done (the copy of the
+/// parameters in force) and takes over. Acquisitions never need it, so they never wait for
+/// a dead process.
 #pragma once
 
 #include <algorithm>
@@ -52,6 +58,7 @@
 
 #include <rategov/bucket/result.hpp>
 #include <rategov/config.hpp>
+#include <rategov/detail/process.hpp>
 #include <rategov/detail/uint128.hpp>
 #include <rategov/quota/quota.hpp>
 
@@ -410,7 +417,7 @@ public:
     /// old limit (before this change) or retries under the new one.
     template <class Now>
     RATEGOV_COLD void set_limit(word& state, const quota& q, inheritance how, Now now) noexcept {
-        const std::uint64_t change = lock_changes();
+        const std::uint64_t change = lock_changes(state);
         std::uint64_t w = state.load(std::memory_order_acquire);
         if (how == inheritance::keep && limit_of(gen_of(w)) == q) {
             unlock_changes(); // the same limit again (feedback repeats itself): nothing to do
@@ -559,16 +566,40 @@ private:
                                            std::memory_order_relaxed);
     }
 
-    /// Changes (set_limit, rebase) are serialised among themselves by an odd version; they
-    /// never block acquisitions, which only compare versions.
-    /// Returns the number of this change (how many changes came before).
-    std::uint64_t lock_changes() noexcept {
-        for (;;) {
-            std::uint64_t v = m_version.load(std::memory_order_relaxed);
-            if ((v & 1) == 0 && m_version.compare_exchange_weak(v, v + 1, std::memory_order_acquire,
-                                                                std::memory_order_relaxed))
-                return v / 2;
+    /// Changes (set_limit, rebase) are serialised among themselves by the owner word (the
+    /// id of the process whose thread holds the right to change, 0 when free) and announce
+    /// themselves to readers by an odd version; they never block acquisitions, which only
+    /// compare versions. Returns the number of this change (how many changes came before).
+    std::uint64_t lock_changes(const word& state) noexcept {
+        const std::uint64_t me = this_process();
+        for (unsigned spins = 1;; ++spins) {
+            std::uint64_t owner = 0;
+            // acquire: pairs with the release in unlock_changes (7): the last change's
+            // writes are visible to this one.
+            if (m_owner.compare_exchange_weak(owner, me, std::memory_order_acquire,
+                                              std::memory_order_relaxed))
+                break;
+            // Every 256 turns, ask whether the owner still lives (another process's id).
+            if (spins % 256 == 0 && !process_alive(owner) &&
+                m_owner.compare_exchange_strong(owner, me, std::memory_order_acquire,
+                                                std::memory_order_relaxed)) {
+                take_over(state);
+                break;
+            }
             std::this_thread::yield();
+        }
+        const std::uint64_t v = m_version.fetch_add(1, std::memory_order_acquire); // even → odd
+        return v / 2;
+    }
+
+    /// Repairs what a change whose process died may have left half done: the version odd,
+    /// and the copy of the parameters in force not yet that of the published generation (a
+    /// slot is complete before its generation is published, and an unpublished slot is
+    /// rewritten by the next change).
+    RATEGOV_COLD void take_over(const word& state) noexcept {
+        if ((m_version.load(std::memory_order_relaxed) & 1) != 0) {
+            set_current(gen_of(state.load(std::memory_order_acquire)));
+            m_version.fetch_add(1, std::memory_order_release); // odd → even: consistent again
         }
     }
 
@@ -586,6 +617,7 @@ private:
     static constexpr std::uint64_t salt_max = std::uint64_t{1} << 20;
     void unlock_changes() noexcept {
         m_version.fetch_add(1, std::memory_order_release); // (4)
+        m_owner.store(0, std::memory_order_release);       // (7)
     }
 
     /// Installs generation g2 with position `next` if the word is still `w`.
@@ -599,7 +631,7 @@ private:
     /// Moves the epoch to τ, shifting the position by the exact accrual between the two.
     /// `force`: also when not due yet (a reservation that needs the room ahead).
     RATEGOV_COLD void rebase(word& state, std::uint64_t tau, bool force = false) noexcept {
-        const std::uint64_t change = lock_changes();
+        const std::uint64_t change = lock_changes(state);
         std::uint64_t w = state.load(std::memory_order_acquire);
         const view v = load_view(w);
         if (v.since(tau) > (force ? salt_max : v.span)) { // nobody rebased meanwhile
@@ -737,6 +769,9 @@ private:
     // of the parameters in force.
     alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_version{0};
     std::atomic<std::uint64_t> m_c{1}, m_p{1}, m_burst{1}, m_burst_units{1}, m_epoch{0}, m_span{1};
+    // The id of the process holding the right to change (0: free), on its own line: waiters
+    // poll it.
+    alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_owner{0};
 
     slot m_slots[slot_count];
 };

@@ -19,6 +19,7 @@
 #include <rategov/config.hpp>
 #include <rategov/governor/metrics.hpp>
 #include <rategov/quota/quota.hpp>
+#include <rategov/store/store.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 
@@ -106,11 +107,19 @@ concept drop_policy = requires(Reservation& r) {
 /// r.commit({rategov::amount<rategov::metric::total_prompt>{1180},
 ///           rategov::amount<rategov::metric::generated>{212}});
 /// \endcode
-template <class Metrics, class Clock = steady_clock, class DropPolicy = refund_on_drop>
-class governor : private detail::clock_base<Clock> {
+template <class Metrics, class Clock = steady_clock, class DropPolicy = refund_on_drop,
+          class Store = in_process>
+class governor : private Store::template holder<detail::governor_state<Metrics::size>>,
+                 private detail::clock_base<Clock> {
     static_assert(check_clock<Clock>());
+    static_assert(state_store<Store>,
+                  "rategov: Store must be a state store (rategov::in_process, "
+                  "rategov::shm::store, or a type with `place` and `holder<State>`; see "
+                  "rategov::state_store).");
     using base = detail::clock_base<Clock>;
     static constexpr std::size_t N = Metrics::size;
+    using state_type = detail::governor_state<N>;
+    using holder = typename Store::template holder<state_type>;
 
 public:
     /// The metrics limited, as `metrics<...>`.
@@ -129,6 +138,10 @@ public:
     using reservation_type = reservation<governor, DropPolicy>;
     /// What a grant took of each metric (see `receipt`).
     using receipts = std::array<receipt, Metrics::size>;
+    /// Where the state lives (`in_process` by default; see `state_store`).
+    using store_type = Store;
+    /// Where `Store` is to put this governor's state (empty for `in_process`).
+    using place_type = typename Store::place;
 
     static_assert(drop_policy<DropPolicy, reservation_type>,
                   "rategov: DropPolicy must provide `static void on_drop(reservation&) "
@@ -142,11 +155,21 @@ public:
 
     /// One quota per metric, in `metrics<...>` order, over `clock` (copied: a handle).
     template <class... Q>
-    requires(sizeof...(Q) == N &&
-             (std::same_as<Q, quota> && ...)) explicit governor(const Clock& time_source,
-                                                                const Q&... limits)
-        : base(time_source)
-        , m_buckets{{detail::gcra(limits)...}} {}
+    requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...) &&
+             std::default_initializable<place_type>) explicit governor(const Clock& time_source,
+                                                                       const Q&... limits)
+        : governor(place_type{}, time_source, limits...) {}
+
+    /// The state at `where` in `Store`, over `clock`: created there with these limits, full,
+    /// if there is none yet; else attached as it is (its limits, tokens and tick 0 are those
+    /// of whoever created it, and `limits` are ignored). With a shared store every user's
+    /// clock must read the same time (`steady_clock` does across the processes of a host).
+    template <class... Q>
+    requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
+        governor(place_type where, const Clock& time_source, const Q&... limits)
+        : holder(std::move(where),
+                 [&] { return state_type(detail::to_ticks(time_source.now()), limits...); })
+        , base(time_source, holder::get().epoch) {}
 
     governor(const governor&) = delete;
     governor& operator=(const governor&) = delete;
@@ -170,8 +193,8 @@ public:
         for (std::size_t i = 0; i < N; ++i) {
             if (c[i] == 0)
                 continue;
-            const auto d = m_buckets[i].take(
-                m_words[i].value, c[i], tau,
+            const auto d = st().buckets[i].take(
+                st().words[i].value, c[i], tau,
                 [&](std::uint64_t p, std::uint64_t, std::uint64_t) { prior[i] = p; },
                 keep_of(i, who));
             if (d.status != acquire_status::granted) {
@@ -212,11 +235,13 @@ public:
             if (c[i] == 0)
                 continue;
             const std::uint64_t keep = keep_of(i, who);
-            const detail::tick_result p = m_buckets[i].peek(m_words[i].value, c[i], tau, keep);
+            const detail::tick_result p =
+                st().buckets[i].peek(st().words[i].value, c[i], tau, keep);
             if (p.status == acquire_status::exceeds_capacity)
                 return reservation_type(*this, c, p.status, time_point::max(), i, {});
             if (who == traffic_class::regular) {
-                const detail::tick_result q = m_buckets[i].admission(m_words[i].value, keep, tau);
+                const detail::tick_result q =
+                    st().buckets[i].admission(st().words[i].value, keep, tau);
                 if (q.status != acquire_status::granted && q.ready > admit) {
                     admit = q.ready;
                     blocker = i;
@@ -245,8 +270,8 @@ public:
                 // Regular traffic is admitted on the very word it swaps: a check on an
                 // earlier snapshot would let racing regular requests all join the queue.
                 const detail::tick_result r =
-                    m_buckets[i].reserve(m_words[i].value, c[i], tau, wait, ready, keep_of(i, who),
-                                         who == traffic_class::regular);
+                    st().buckets[i].reserve(st().words[i].value, c[i], tau, wait, ready,
+                                            keep_of(i, who), who == traffic_class::regular);
                 if (r.status != acquire_status::granted) {
                     taken[i] = {}; // undone above, or never taken
                     give_back(c, taken);
@@ -275,19 +300,19 @@ public:
     void refund(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
-            m_buckets[i].refund(m_words[i].value, c[i], tau);
+            st().buckets[i].refund(st().words[i].value, c[i], tau);
     }
     /// Takes `c` unconditionally (usage that already happened), into debt if need be.
     void charge(const cost_type& c) noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i)
-            m_buckets[i].charge(m_words[i].value, c[i], tau);
+            st().buckets[i].charge(st().words[i].value, c[i], tau);
     }
     /// Makes metric i hold at most `n` tokens now (tightens, never loosens; i < size), e.g.
     /// what the server reports as remaining. Concurrent calls do not add up.
     void cap_available(std::size_t i, std::uint64_t n) noexcept {
         if (i < N)
-            m_buckets[i].cap_available(m_words[i].value, n, this->tick_of(this->now()));
+            st().buckets[i].cap_available(st().words[i].value, n, this->tick_of(this->now()));
     }
 
     /// Settles an estimate taken with `taken` with the actual usage, metric by metric: the
@@ -298,7 +323,7 @@ public:
         const std::uint64_t tau = this->tick_of(this->now());
         for (std::size_t i = 0; i < N; ++i) {
             if (actual[i] > estimate[i])
-                m_buckets[i].charge(m_words[i].value, actual[i] - estimate[i], tau);
+                st().buckets[i].charge(st().words[i].value, actual[i] - estimate[i], tau);
             else
                 undo(i, taken[i], estimate[i] - actual[i]);
         }
@@ -321,7 +346,7 @@ public:
     /// \endcode
     void set_priority_headroom(double share) {
         const std::uint32_t k = headroom_fixed(share);
-        for (auto& h : m_keep)
+        for (auto& h : st().keep)
             h.store(k, std::memory_order_relaxed);
     }
     /// The same for one metric.
@@ -334,11 +359,11 @@ public:
         if (i >= N)
             detail::throw_config_error("governor::set_priority_headroom: metric index " +
                                        std::to_string(i) + " out of range");
-        m_keep[i].store(headroom_fixed(share), std::memory_order_relaxed);
+        st().keep[i].store(headroom_fixed(share), std::memory_order_relaxed);
     }
     /// The share of metric i's burst kept for priority traffic (to 1/65536).
     [[nodiscard]] double priority_headroom(std::size_t i) const noexcept {
-        return i < N ? m_keep[i].load(std::memory_order_relaxed) / 65536.0 : 0.0;
+        return i < N ? st().keep[i].load(std::memory_order_relaxed) / 65536.0 : 0.0;
     }
 
     // --- limits and observation ---------------------------------------------------------------
@@ -351,28 +376,28 @@ public:
     /// The same by index; an index ≥ size is ignored.
     void set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) noexcept {
         if (i < N)
-            m_buckets[i].set_limit(m_words[i].value, q, how,
-                                   [this] { return this->tick_of(this->now()); });
+            st().buckets[i].set_limit(st().words[i].value, q, how,
+                                      [this] { return this->tick_of(this->now()); });
     }
     /// One metric's limit in force.
     template <class Tag>
     [[nodiscard]] quota limit() const noexcept {
         constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
-        return m_buckets[i].limit(m_words[i].value);
+        return st().buckets[i].limit(st().words[i].value);
     }
     /// Tokens of one metric available now.
     template <class Tag>
     [[nodiscard]] std::uint64_t available() const noexcept {
         constexpr std::size_t i = detail::checked_index<Metrics, Tag>();
-        return m_buckets[i].available(m_words[i].value, this->tick_of(this->now()));
+        return st().buckets[i].available(st().words[i].value, this->tick_of(this->now()));
     }
     /// The i-th metric's limit in force (i < size).
     [[nodiscard]] quota limit(std::size_t i) const noexcept {
-        return m_buckets[i].limit(m_words[i].value);
+        return st().buckets[i].limit(st().words[i].value);
     }
     /// The i-th metric's available tokens now (i < size).
     [[nodiscard]] std::uint64_t available(std::size_t i) const noexcept {
-        return m_buckets[i].available(m_words[i].value, this->tick_of(this->now()));
+        return st().buckets[i].available(st().words[i].value, this->tick_of(this->now()));
     }
     /// Every metric's limit, in `metrics<...>` order.
     [[nodiscard]] std::array<quota, N> limits() const noexcept {
@@ -398,7 +423,7 @@ private:
     [[nodiscard]] RATEGOV_ALWAYS_INLINE std::uint64_t keep_of(std::size_t i,
                                                               traffic_class who) const noexcept {
         // relaxed: a setting, not a publication; a request may see the old or the new share.
-        return who == traffic_class::regular ? m_keep[i].load(std::memory_order_relaxed) : 0;
+        return who == traffic_class::regular ? st().keep[i].load(std::memory_order_relaxed) : 0;
     }
     [[nodiscard]] static std::uint32_t headroom_fixed(double share) {
         if (!(share >= 0.0 && share < 1.0))
@@ -413,7 +438,7 @@ private:
     [[nodiscard]] auto each(F f) const noexcept {
         const std::uint64_t tau = this->tick_of(this->now());
         return [&]<std::size_t... I>(std::index_sequence<I...>) {
-            return std::array{f(m_buckets[I], m_words[I].value, tau)...};
+            return std::array{f(st().buckets[I], st().words[I].value, tau)...};
         }
         (std::make_index_sequence<N>{});
     }
@@ -423,12 +448,13 @@ private:
                                 std::size_t upto, std::uint64_t tau) noexcept {
         for (std::size_t j = 0; j < upto; ++j)
             if (c[j] != 0)
-                undo(j, m_buckets[j].receipt_of(m_words[j].value, prior[j], c[j], tau), c[j]);
+                undo(j, st().buckets[j].receipt_of(st().words[j].value, prior[j], c[j], tau), c[j]);
     }
 
     /// Gives back up to n of what receipt r took on metric i, judged at a fresh clock read.
     void undo(std::size_t i, const receipt& r, std::uint64_t n) noexcept {
-        m_buckets[i].undo(m_words[i].value, r, n, [this] { return this->tick_of(this->now()); });
+        st().buckets[i].undo(st().words[i].value, r, n,
+                             [this] { return this->tick_of(this->now()); });
     }
 
     /// The refusal for metric i, with the earliest time at which all metrics could grant.
@@ -441,7 +467,7 @@ private:
             if (j == i || c[j] == 0)
                 continue;
             const detail::tick_result p =
-                m_buckets[j].peek(m_words[j].value, c[j], tau, keep_of(j, who));
+                st().buckets[j].peek(st().words[j].value, c[j], tau, keep_of(j, who));
             if (p.status == acquire_status::exceeds_capacity)
                 return {p.status, time_point::max(), j};
             ready = ready > p.ready ? ready : p.ready;
@@ -450,16 +476,11 @@ private:
     }
 
     using word = detail::gcra::word;
-    // Each metric's state word on a cache line of its own. (All words on one line would
-    // move one line per acquisition instead of N, but measured worse under contention: two
-    // threads then serialise on that line for the whole acquisition, while separate lines
-    // let one thread take metric 2 while the other takes metric 1.)
-    struct alignas(RATEGOV_CACHE_LINE) padded_word {
-        word value{detail::gcra::initial_word};
-    };
-    std::array<padded_word, N> m_words;
-    std::array<detail::gcra, N> m_buckets;
-    std::array<std::atomic<std::uint32_t>, N> m_keep{}; // priority headroom, 1/65536 of burst
+    // The shared state (see `detail::governor_state`), wherever the store keeps it.
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE state_type& st() noexcept { return holder::get(); }
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE const state_type& st() const noexcept {
+        return holder::get();
+    }
 };
 
 /// An estimated cost taken from a governor, to be settled with the real usage.
