@@ -3,8 +3,11 @@
 // burst of 10^9 and a call takes {1, 4, 2}, far below the rate, so every call is granted; a
 // `denied` counter confirms it.
 #include <cstdint>
+#include <string>
+#include <unistd.h>
 
 #include <rategov/rategov.hpp>
+#include <rategov/shm/shm.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -53,6 +56,37 @@ void BM_governor3_try_acquire(benchmark::State& state) {
 }
 BENCHMARK(BM_governor3_try_acquire);
 BENCHMARK(BM_governor3_try_acquire)->Threads(2);
+
+// The same governor with its state in a shared-memory segment: the cost of the store's
+// indirection (one pointer) and of memory shared between processes.
+using shm_governor3 = rategov::shm::governor<three>;
+
+shm_governor3& shared_shm_governor() {
+    struct holder {
+        std::string name = "/rategov-bench-" + std::to_string(::getpid());
+        rategov::shm::segment seg = rategov::shm::segment::open(name);
+        shm_governor3 g{seg.place("bench"), rategov::steady_clock{}, always_granted(),
+                        always_granted(), always_granted()};
+        ~holder() { rategov::shm::segment::remove(name); }
+    };
+    static holder h;
+    return h.g;
+}
+
+void BM_shm_governor3_try_acquire(benchmark::State& state) {
+    auto& g = shared_shm_governor();
+    const shm_governor3::cost_type c{rategov::amount<metric_a>{1}, rategov::amount<metric_b>{4},
+                                     rategov::amount<metric_c>{2}};
+    std::int64_t denied = 0;
+    for (auto _ : state) {
+        const auto r = g.try_acquire(c);
+        benchmark::DoNotOptimize(r);
+        denied += r ? 0 : 1;
+    }
+    state.counters["denied"] = static_cast<double>(denied);
+}
+BENCHMARK(BM_shm_governor3_try_acquire);
+BENCHMARK(BM_shm_governor3_try_acquire)->Threads(2);
 
 void BM_mutex_governor3_try_acquire(benchmark::State& state) {
     auto& g = shared_mutex_governor();

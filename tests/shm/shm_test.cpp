@@ -122,6 +122,28 @@ TEST_F(shm_segment, governors_on_one_key_share_their_limits) {
     EXPECT_EQ(late.available(0), 900u);
 }
 
+// Two registries (as two processes would have) whose factories attach their keys in one
+// segment: the same model key is one set of limits, another key another.
+TEST_F(shm_segment, keyed_registries_share_limits_through_the_segment) {
+    auto seg = shm::segment::open(name);
+    using limits = rategov::keyed_limits<gov_t>;
+    const auto factory = [&](const rategov::model_key& k) {
+        return limits(seg.place(k), shared_clock{block}, limit0(), limit1());
+    };
+    using registry = rategov::keyed<rategov::model_key, limits, shared_clock>;
+    registry r1(shared_clock{block}, {}, factory);
+    registry r2(shared_clock{block}, {}, factory);
+    const rategov::model_key a{"acct", "m"}, a_turbo{"acct", "m", "turbo"}, b{"acct-m", ""};
+    auto h1 = r1.get(a);
+    auto h2 = r2.get(a);
+    ASSERT_TRUE(h1 && h2);
+    ASSERT_TRUE(h1->governor.try_acquire({rategov::amount<m::total_prompt>{250}}));
+    EXPECT_EQ(h2->governor.available(0), 750u);
+    EXPECT_EQ(r2.get(a_turbo)->governor.available(0), 1000u);
+    EXPECT_EQ(r2.get(b)->governor.available(0), 1000u); // "acct"+"m" is not "acct-m"+""
+    EXPECT_EQ(seg.keys(), 3u);
+}
+
 TEST_F(shm_segment, a_second_mapping_sees_the_same_state) {
     auto seg1 = shm::segment::open(name);
     auto seg2 = shm::segment::open(name);

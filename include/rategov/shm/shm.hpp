@@ -62,6 +62,7 @@
 #include <rategov/config.hpp>
 #include <rategov/detail/process.hpp>
 #include <rategov/governor/governor.hpp>
+#include <rategov/keyed/keyed.hpp>
 #include <rategov/store/store.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
@@ -257,6 +258,22 @@ public:
     /// Where a governor's state for `key` goes in this segment: pass it to a
     /// `shm::governor`'s constructor.
     [[nodiscard]] store::place place(std::string key) { return {this, std::move(key)}; }
+    /// The place of an account's model (variant): the three parts, each preceded by its
+    /// length, so that no two keys share a place. With a `rategov::keyed` registry, its
+    /// factory attaches each key it creates:
+    /// \code
+    /// rategov::keyed<rategov::model_key, rategov::keyed_limits<shm_gov>> registry(
+    ///     {}, [&](const rategov::model_key& k) {
+    ///         return rategov::keyed_limits<shm_gov>(seg.place(k), rategov::steady_clock{},
+    ///                                               rategov::per_minute(6000));
+    ///     });
+    /// \endcode
+    [[nodiscard]] store::place place(const model_key& k) {
+        std::string key;
+        for (const std::string* part : {&k.account(), &k.model(), &k.variant()})
+            key += std::to_string(part->size()) + ":" + *part;
+        return {this, std::move(key)};
+    }
 
     /// The state of type `State` for `key`: attached if the key has one, else created by
     /// `make()` (a prvalue, constructed in place). What `store::holder` calls.
