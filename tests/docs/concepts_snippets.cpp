@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unistd.h>
 
 #include <rategov/rategov.hpp>
+#include <rategov/shm/shm.hpp>
 
 #include <gtest/gtest.h>
 
@@ -440,4 +442,27 @@ TEST(Concepts, Simulator) {
     EXPECT_EQ(counted.submitted, 2u);
     EXPECT_EQ(counted.ok, 1u);
     EXPECT_EQ(counted.over_limit, 1u);
+}
+
+// --- 11. stores: shared memory -----------------------------------------------------------------
+
+TEST(Concepts, SharedMemoryStore) {
+    const std::string name = "/rategov-docs-" + std::to_string(::getpid());
+    manual_clock clock;
+    {
+        //! [shm]
+        using shared_gov = rategov::shm::governor<llm, manual_clock>;
+        auto seg = rategov::shm::segment::open(name); // created by the first process
+        shared_gov a(seg.place(rategov::model_key{"acct-1", "llama"}), clock,
+                     rategov::per_minute(36'000), rategov::per_minute(600));
+        // Another process (here: another governor) attaching the same key shares the limits.
+        shared_gov b(seg.place(rategov::model_key{"acct-1", "llama"}), clock,
+                     rategov::per_minute(36'000), rategov::per_minute(600));
+        auto taken = a.try_acquire({rategov::amount<m::generated>{6'000}});
+        auto left = b.available<m::generated>(); // 30'000: a's take is b's too
+        //! [shm]
+        EXPECT_TRUE(taken);
+        EXPECT_EQ(left, 30'000u);
+    }
+    rategov::shm::segment::remove(name);
 }
