@@ -172,13 +172,20 @@ TEST_F(shm_segment, refuses_bad_input_with_a_named_error) {
     fails_with(
         [&] { gov_t g(seg.place(std::string(201, 'k')), shared_clock{block}, limit0(), limit1()); },
         "key of 201 bytes");
-    fails_with([&] { gov_t g(shm::store::place{}, shared_clock{block}, limit0(), limit1()); },
-               "no segment");
+    fails_with(
+        [&] {
+            gov_t g(shm::store::place{nullptr, "k"}, shared_clock{block}, limit0(), limit1());
+        },
+        "no segment");
     gov_t g(seg.place("a"), shared_clock{block}, limit0(), limit1());
     // The same key as a governor over other metrics.
     using one = rategov::shm::governor<rategov::metrics<m::requests>, shared_clock>;
     fails_with([&] { one o(seg.place("a"), shared_clock{block}, rategov::per_second(1)); },
-               "holds a state of");
+               "another type");
+    // ... and over the same number of other metrics.
+    using other = rategov::shm::governor<rategov::metrics<m::requests, m::generated>, shared_clock>;
+    fails_with([&] { other o(seg.place("a"), shared_clock{block}, limit0(), limit1()); },
+               "another type");
     // state_bytes runs out after a few states: a named error, and no key is left half made.
     std::size_t made = 1;
     try {

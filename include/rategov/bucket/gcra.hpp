@@ -597,9 +597,13 @@ private:
     /// slot is complete before its generation is published, and an unpublished slot is
     /// rewritten by the next change).
     RATEGOV_COLD void take_over(const word& state) noexcept {
-        if ((m_version.load(std::memory_order_relaxed) & 1) != 0) {
+        // A read-modify-write (acq_rel): ordered after the dead owner's last writes.
+        std::uint64_t v = m_version.fetch_add(0, std::memory_order_acq_rel);
+        if ((v & 1) != 0) {
             set_current(gen_of(state.load(std::memory_order_acquire)));
-            m_version.fetch_add(1, std::memory_order_release); // odd → even: consistent again
+            // odd → even, from the very odd value the dead owner left: consistent again.
+            m_version.compare_exchange_strong(v, v + 1, std::memory_order_acq_rel,
+                                              std::memory_order_relaxed);
         }
     }
 

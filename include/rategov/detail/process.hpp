@@ -9,6 +9,8 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <signal.h>
 #include <unistd.h>
 #define RATEGOV_HAS_PROCESSES 1
@@ -28,13 +30,30 @@ namespace detail {
 #endif
 }
 
-/// False only when process `id` is known to have exited (its id may be reused later by
-/// another process, which then counts as alive).
+/// False only when process `id` is known to have exited: it does not exist, or (on Linux) it
+/// is a zombie that its parent has not reaped yet. Its id may be reused later by another
+/// process, which then counts as alive. Only meaningful between processes of one PID
+/// namespace (`shm::segment` refuses to be shared across namespaces).
 [[nodiscard]] inline bool process_alive(std::uint64_t id) noexcept {
 #if RATEGOV_HAS_PROCESSES
     if (id == 0 || id == this_process())
         return true;
-    return ::kill(static_cast<pid_t>(id), 0) == 0 || errno != ESRCH;
+    if (::kill(static_cast<pid_t>(id), 0) != 0 && errno == ESRCH)
+        return false;
+#if defined(__linux__)
+    // "pid (comm) S ...": the state follows the last ')'.
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/%llu/stat", static_cast<unsigned long long>(id));
+    if (std::FILE* f = std::fopen(path, "r")) {
+        char buf[512];
+        const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        buf[n] = '\0';
+        if (const char* close = std::strrchr(buf, ')'); close != nullptr && close[1] == ' ')
+            return close[2] != 'Z' && close[2] != 'X';
+    }
+#endif
+    return true;
 #else
     (void)id;
     return true;

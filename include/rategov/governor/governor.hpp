@@ -109,7 +109,7 @@ concept drop_policy = requires(Reservation& r) {
 /// \endcode
 template <class Metrics, class Clock = steady_clock, class DropPolicy = refund_on_drop,
           class Store = in_process>
-class governor : private Store::template holder<detail::governor_state<Metrics::size>>,
+class governor : private Store::template holder<detail::governor_state<Metrics::size, Metrics>>,
                  private detail::clock_base<Clock> {
     static_assert(check_clock<Clock>());
     static_assert(state_store<Store>,
@@ -118,7 +118,7 @@ class governor : private Store::template holder<detail::governor_state<Metrics::
                   "rategov::state_store).");
     using base = detail::clock_base<Clock>;
     static constexpr std::size_t N = Metrics::size;
-    using state_type = detail::governor_state<N>;
+    using state_type = detail::governor_state<N, Metrics>;
     using holder = typename Store::template holder<state_type>;
 
 public:

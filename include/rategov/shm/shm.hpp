@@ -91,6 +91,7 @@ struct header {
     std::uint64_t heap;               ///< offset of the states
     std::atomic<std::uint64_t> next;  ///< the next free byte of the heap
     std::atomic<std::uint64_t> keys;  ///< entries in use
+    std::uint64_t pid_namespace;      ///< the creator's PID namespace (0: unknown)
 };
 
 /// One key of the table. `claim` is 0 while free, else the state of the entry in its top
@@ -105,6 +106,7 @@ struct entry {
     std::uint64_t hash;
     std::uint64_t state_size;
     std::uint64_t state_offset; ///< 0: not allocated yet
+    std::uint64_t type;         ///< the state's type (see `type_tag`)
     std::uint32_t key_size;
     char key[key_max];
 };
@@ -117,13 +119,38 @@ struct entry {
 }
 
 /// FNV-1a, 64 bits.
-[[nodiscard]] inline std::uint64_t hash_of(std::string_view key) noexcept {
+[[nodiscard]] constexpr std::uint64_t hash_of(std::string_view key) noexcept {
     std::uint64_t h = 0xcbf2'9ce4'8422'2325ULL;
     for (const char c : key) {
         h ^= static_cast<unsigned char>(c);
         h *= 0x100'0000'01b3ULL;
     }
     return h;
+}
+
+/// A hash of `T`'s name as the compiler spells it: states of different types (governors over
+/// different metrics) never share a key. (Builds by different compilers may spell a type
+/// differently: they refuse each other's keys rather than risk a misread.)
+template <class T>
+[[nodiscard]] constexpr std::uint64_t type_tag() noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    return hash_of(__PRETTY_FUNCTION__);
+#elif defined(_MSC_VER)
+    return hash_of(__FUNCSIG__);
+#else
+    return sizeof(T);
+#endif
+}
+
+/// The PID namespace of this process (its inode; 0 where unknown). Whether a process that
+/// holds a lock is alive can only be told within one namespace.
+[[nodiscard]] inline std::uint64_t pid_namespace() noexcept {
+#if defined(__linux__)
+    struct stat st {};
+    if (::stat("/proc/self/ns/pid", &st) == 0)
+        return static_cast<std::uint64_t>(st.st_ino);
+#endif
+    return 0;
 }
 
 [[nodiscard]] constexpr std::uint64_t round_up(std::uint64_t n, std::uint64_t to) noexcept {
@@ -157,8 +184,12 @@ class segment;
 struct store {
     /// Where a governor's state goes: a segment (which must outlive the governor) and a key.
     struct place {
-        segment* where = nullptr; ///< the segment
-        std::string key;          ///< the key in it: account, model, variant — any string
+        /// `key` in `*where` (which must outlive the governor).
+        place(segment* where_, std::string key_)
+            : where(where_)
+            , key(std::move(key_)) {}
+        segment* where;  ///< the segment
+        std::string key; ///< the key in it: account, model, variant — any string
     };
 
     /// Holds a pointer to the state in the segment: created there if the key has none yet.
@@ -206,8 +237,10 @@ public:
         for (int attempt = 0;; ++attempt) {
             const int fd = ::shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL,
                                       static_cast<mode_t>(o.mode & 0777));
-            if (fd >= 0)
+            if (fd >= 0) {
+                ::fchmod(fd, static_cast<mode_t>(o.mode & 0777)); // the mode, not the umask's
                 return create(name, fd, o);
+            }
             if (errno != EEXIST)
                 detail::fail(name, "shm_open: " + detail::errno_text(errno));
             const int existing = ::shm_open(name.c_str(), O_RDWR, 0);
@@ -249,10 +282,12 @@ public:
     /// Whether this `open` created the segment.
     [[nodiscard]] bool created() const noexcept { return m_created; }
     /// How many keys it can hold.
-    [[nodiscard]] std::size_t capacity() const noexcept { return head().capacity; }
-    /// How many keys it holds.
+    [[nodiscard]] std::size_t capacity() const noexcept {
+        return m_base == nullptr ? 0 : head().capacity;
+    }
+    /// How many keys it holds (0 for a moved-from segment).
     [[nodiscard]] std::size_t keys() const noexcept {
-        return head().keys.load(std::memory_order_relaxed);
+        return m_base == nullptr ? 0 : head().keys.load(std::memory_order_relaxed);
     }
 
     /// Where a governor's state for `key` goes in this segment: pass it to a
@@ -281,6 +316,8 @@ public:
     template <class State, class Make>
     State& state(std::string_view key, Make make) {
         static_assert(alignof(State) <= 4096, "rategov: a state aligned beyond a page");
+        if (m_base == nullptr)
+            detail::fail(m_name, "a moved-from segment holds no mapping");
         if (key.empty() || key.size() > detail::key_max)
             detail::fail(m_name, "key of " + std::to_string(key.size()) +
                                      " bytes: a key has 1 to " + std::to_string(detail::key_max) +
@@ -316,12 +353,10 @@ public:
                 }
                 if (e.hash != h || std::string_view(e.key, e.key_size) != key)
                     break; // another key: probe on
-                if (e.state_size != sizeof(State))
-                    detail::fail(m_name, "key '" + std::string(key) + "' holds a state of " +
-                                             std::to_string(e.state_size) +
-                                             " bytes, this one needs " +
-                                             std::to_string(sizeof(State)) +
-                                             " (a governor over other metrics?)");
+                if (e.state_size != sizeof(State) || e.type != detail::type_tag<State>())
+                    detail::fail(m_name, "key '" + std::string(key) +
+                                             "' holds the state of another type: a governor "
+                                             "over other metrics, or built by another compiler");
                 return *std::launder(reinterpret_cast<State*>(m_base + e.state_offset));
             }
         }
@@ -356,6 +391,7 @@ private:
                                    " bytes: " + detail::errno_text(e));
         }
         unsigned char* base = map(name, fd, bytes, true);
+        ::close(fd); // the mapping keeps the segment
         // A new segment is zero-filled: every entry free, every counter 0.
         auto* h = new (base) detail::header{};
         h->layout = detail::layout_version;
@@ -366,6 +402,7 @@ private:
         h->entries = entries;
         h->heap = heap;
         h->next.store(heap, std::memory_order_relaxed);
+        h->pid_namespace = detail::pid_namespace();
         // release: whoever sees the magic sees the header and a zeroed table.
         h->magic.store(detail::segment_magic, std::memory_order_release);
         return segment(name, base, bytes, true);
@@ -385,8 +422,10 @@ private:
                 unsigned char* base = map(name, fd, static_cast<std::size_t>(st.st_size), false);
                 auto* h = std::launder(reinterpret_cast<detail::header*>(base));
                 const std::uint64_t magic = h->magic.load(std::memory_order_acquire);
-                if (magic != 0)
+                if (magic != 0) {
+                    ::close(fd); // the mapping keeps the segment
                     return checked(name, base, static_cast<std::size_t>(st.st_size), *h, magic);
+                }
                 ::munmap(base, static_cast<std::size_t>(st.st_size));
             }
             if (std::chrono::steady_clock::now() > give_up) {
@@ -413,6 +452,10 @@ private:
                  h.entries + h.capacity * sizeof(detail::entry) > h.heap)
             wrong = "size " + std::to_string(size) + " bytes does not match its header (" +
                     std::to_string(h.bytes) + " bytes): damaged";
+        else if (h.pid_namespace != detail::pid_namespace())
+            wrong = "created in another PID namespace: processes that share a segment must "
+                    "see each other's process ids (e.g. containers with a shared PID "
+                    "namespace), to tell a dead lock holder from a live one";
         if (!wrong.empty()) {
             ::munmap(base, size);
             detail::fail(name, wrong);
@@ -423,8 +466,8 @@ private:
     static unsigned char* map(const std::string& name, int fd, std::size_t bytes, bool created) {
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         const int e = errno;
-        ::close(fd); // the mapping keeps the segment
         if (p == MAP_FAILED) {
+            ::close(fd);
             if (created)
                 ::shm_unlink(name.c_str());
             detail::fail(name,
@@ -455,7 +498,17 @@ private:
             e.state_offset = start;
             e.state_size = sizeof(State);
         }
-        auto* s = new (m_base + e.state_offset) State(make());
+        e.type = detail::type_tag<State>();
+        State* s = nullptr;
+        try {
+            s = new (m_base + e.state_offset) State(make());
+        } catch (...) {
+            // Nothing was created: free the entry for the next attempt (the state's room
+            // stays allocated to it).
+            head().keys.fetch_sub(1, std::memory_order_relaxed);
+            e.claim.store(0, std::memory_order_release);
+            throw;
+        }
         // release: the state and the entry's fields are visible to whoever sees `ready`.
         e.claim.store(detail::entry::ready | me, std::memory_order_release);
         return *s;

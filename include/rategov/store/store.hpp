@@ -22,8 +22,9 @@ namespace detail {
 /// Everything a governor over N metrics shares with the other users of its limits: each
 /// metric's state word (on a cache line of its own) and parameters, the priority headroom,
 /// and the clock tick at which its tick 0 falls. Only atomics and plain integers that never
-/// change after construction: it may live in memory shared between processes.
-template <std::size_t N>
+/// change after construction: it may live in memory shared between processes. `Tag` (the
+/// governor's metrics) only distinguishes the states of governors over different metrics.
+template <std::size_t N, class Tag = void>
 struct governor_state {
     /// Each metric's state word on a cache line of its own. (All words on one line would
     /// move one line per acquisition instead of N, but measured worse under contention: two
