@@ -273,9 +273,14 @@ TEST(RedisConfig, BadValuesThrowConfigErrorNamingThem) {
     EXPECT_NE(
         config_error_of([&] { rr::leased_governor<one> g(o, "k", q); }).find("lease_horizon of -1"),
         std::string::npos);
-    // 2^53 tokens at 1 per ns: burst × period units pass 2^52.
-    const quota huge = rategov::per_second(1'000'000'000).with_burst(std::uint64_t{1} << 53);
-    EXPECT_NE(config_error_of([&] { rr::governor<one> g(rr::options{}, "k", huge); }).find("2^52"),
+    o = {};
+    o.expiry_margin = std::chrono::milliseconds(std::int64_t{1} << 41); // PEXPIRE 2e12: kept exact
+    EXPECT_NE(
+        config_error_of([&] { rr::governor<one> g(o, "k", q); }).find("expiry_margin of 2199"),
+        std::string::npos);
+    // 2^49 tokens at 1 per ns: a burst passes 2^48 units (a level holds 16 bursts, 2^52).
+    const quota huge = rategov::per_second(1'000'000'000).with_burst(std::uint64_t{1} << 49);
+    EXPECT_NE(config_error_of([&] { rr::governor<one> g(rr::options{}, "k", huge); }).find("2^48"),
               std::string::npos);
     // set_limit reports an unrepresentable quota by its return value.
     rr::governor<one> g(rr::options{}, "k", q);

@@ -16,9 +16,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <poll.h>
 #include <pthread.h>
 #include <string>
 #include <string_view>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unordered_map>
@@ -233,6 +235,18 @@ public:
     [[nodiscard]] const endpoint& where() const noexcept { return m_where; }
     /// Whether a connection is open now (it may still turn out broken on the next command).
     [[nodiscard]] bool connected() const noexcept { return m_ctx != nullptr; }
+    /// Whether the server has closed this connection: its socket is readable and reads
+    /// end-of-file (or fails). No byte is consumed; never blocks.
+    [[nodiscard]] bool closed_by_peer() const noexcept {
+        pollfd p{m_ctx->fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0)
+            return false; // nothing to read: open (or not known to be closed)
+        if ((p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+            return true;
+        char byte = 0;
+        const auto n = ::recv(m_ctx->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+    }
     /// Closes the connection, if open; the next command opens a new one.
     void disconnect() noexcept {
         if (m_ctx != nullptr)
@@ -244,12 +258,15 @@ public:
     [[nodiscard]] std::uint64_t script_loads() const noexcept { return m_script_loads; }
 
     /// Sends one command, its arguments binary-safe, and waits for the reply.
+    ///
+    /// A connection the server has closed (it restarted) is noticed before the command is
+    /// written — its socket reads end-of-file — and replaced by a fresh one. A command that
+    /// failed after it was written is never sent again: it may have run with only its reply
+    /// lost, and a refund run twice would hand tokens out twice.
     command_result command(const std::vector<std::string_view>& args) {
-        const bool reused = m_ctx != nullptr && m_used;
-        command_result r = once(args);
-        if (!r && reused && r.error.kind == error_kind::io)
-            r = once(args); // a stale connection (the server restarted): one fresh attempt
-        return r;
+        if (m_ctx != nullptr && m_used && closed_by_peer())
+            disconnect();
+        return once(args);
     }
     /// The same from a list: `c.command({"GET", key})`.
     command_result command(std::initializer_list<std::string_view> args) {

@@ -183,6 +183,15 @@ protected:
         m_local->charge(deficit);
     }
 
+    /// charge_anywhere that never throws: on an exception the usage goes to the local share.
+    void charge_noexcept(const cost_type& c) noexcept {
+        try {
+            charge_anywhere(c);
+        } catch (...) {
+            if (m_local)
+                m_local->charge(c);
+        }
+    }
     /// Redis first; while it cannot answer, the local share (if any).
     void charge_anywhere(const cost_type& c) {
         if (!adjust(deltas(c, +1)) && m_local)
@@ -368,19 +377,27 @@ public:
         return reservation_type(*this, c, f.status, f.ready_at, f.metric, f.taken);
     }
 
-    /// Gives `c` back (never above a metric's burst).
-    void refund(const cost_type& c) {
-        if (!this->adjust(base::deltas(c, -1)) && this->m_local)
-            this->m_local->refund(c);
+    /// Gives `c` back (never above a metric's burst). Never throws: what cannot be given
+    /// back (no memory for the round trip) stays taken, which is safe for the limit.
+    void refund(const cost_type& c) noexcept {
+        try {
+            if (!this->adjust(base::deltas(c, -1)) && this->m_local)
+                this->m_local->refund(c);
+        } catch (...) {
+        }
     }
-    /// Takes `c` unconditionally (usage that already happened), into debt if need be.
-    void charge(const cost_type& c) { this->charge_anywhere(c); }
+    /// Takes `c` unconditionally (usage that already happened), into debt if need be; in
+    /// the local share when Redis cannot take it. Never throws.
+    void charge(const cost_type& c) noexcept { this->charge_noexcept(c); }
     /// Makes metric i hold at most `n` tokens now (tightens only; i ≥ size is ignored).
     void cap_available(std::size_t i, std::uint64_t n) { this->cap_raw(i, n); }
 
     /// Settles an estimate taken with `taken` with the actual usage: surplus refunded,
     /// deficit charged, where the tokens came from. What `reservation::commit` does.
-    void reconcile(const cost_type& estimate, const cost_type& actual, const receipts& taken) {
+    /// Never throws (`reservation::commit` is noexcept): a deficit that cannot be sent is
+    /// charged to the local share, a surplus kept.
+    void reconcile(const cost_type& estimate, const cost_type& actual,
+                   const receipts& taken) noexcept {
         const std::uint64_t from = detail::source_of(taken);
         if (from == detail::from_local) {
             this->settle_local(estimate, actual);
@@ -396,7 +413,12 @@ public:
                 continue;
             d[i] = static_cast<std::int64_t>(a) - static_cast<std::int64_t>(e);
         }
-        if (!this->adjust(d) && this->m_local) {
+        bool sent = false;
+        try {
+            sent = this->adjust(d);
+        } catch (...) {
+        }
+        if (!sent && this->m_local) {
             cost_type deficit{};
             for (std::size_t i = 0; i < N; ++i)
                 deficit[i] = d[i] > 0 ? static_cast<std::uint64_t>(d[i]) : 0;
@@ -404,11 +426,15 @@ public:
         }
     }
     /// Gives back what a grant with `taken` took of `c` (a cancelled reservation).
-    void give_back(const cost_type& c, const receipts& taken) {
+    /// Never throws (`reservation::cancel` is noexcept): what cannot be sent stays taken.
+    void give_back(const cost_type& c, const receipts& taken) noexcept {
         const std::uint64_t from = detail::source_of(taken);
-        if (from == detail::from_redis)
-            static_cast<void>(this->adjust(base::deltas(c, -1)));
-        else if (from == detail::from_local && this->m_local)
+        if (from == detail::from_redis) {
+            try {
+                static_cast<void>(this->adjust(base::deltas(c, -1)));
+            } catch (...) {
+            }
+        } else if (from == detail::from_local && this->m_local)
             this->m_local->refund(c);
     }
 

@@ -102,7 +102,12 @@ public:
     leased_governor& operator=(const leased_governor&) = delete;
 
     /// Gives the unused leased tokens back to Redis.
-    ~leased_governor() { give_back_pool(); }
+    ~leased_governor() {
+        try {
+            give_back_pool();
+        } catch (...) { // no memory for the round trip: the leased tokens stay taken
+        }
+    }
 
     /// Takes `c` from the local pool when it has every part (lock-free, no round trip),
     /// else leases (one round trip, see the class comment). `who` is not enforced in Redis.
@@ -148,13 +153,18 @@ public:
         return reservation_type(*this, c, f.status, f.ready_at, f.metric, f.taken);
     }
 
-    /// Gives `c` back to Redis (never above a metric's burst).
-    void refund(const cost_type& c) {
-        if (!this->adjust(base::deltas(c, -1)) && this->m_local)
-            this->m_local->refund(c);
+    /// Gives `c` back to Redis (never above a metric's burst). Never throws: what cannot be
+    /// given back stays taken.
+    void refund(const cost_type& c) noexcept {
+        try {
+            if (!this->adjust(base::deltas(c, -1)) && this->m_local)
+                this->m_local->refund(c);
+        } catch (...) {
+        }
     }
-    /// Takes `c` unconditionally from Redis (into debt if need be).
-    void charge(const cost_type& c) { this->charge_anywhere(c); }
+    /// Takes `c` unconditionally from Redis (into debt if need be); in the local share when
+    /// Redis cannot take it. Never throws.
+    void charge(const cost_type& c) noexcept { this->charge_noexcept(c); }
     /// Makes metric i hold at most `n` tokens now, in Redis and in the pool (whose leased
     /// tokens of metric i are dropped: the server says they are gone).
     void cap_available(std::size_t i, std::uint64_t n) {
@@ -169,7 +179,8 @@ public:
 
     /// Settles an estimate with the actual usage: surplus into the pool, deficit taken from
     /// it (it may go negative); through the local share for its grants.
-    void reconcile(const cost_type& estimate, const cost_type& actual, const receipts& taken) {
+    void reconcile(const cost_type& estimate, const cost_type& actual,
+                   const receipts& taken) noexcept {
         const std::uint64_t from = detail::source_of(taken);
         if (from == detail::from_local) {
             this->settle_local(estimate, actual);
@@ -187,7 +198,7 @@ public:
     }
     /// Gives back what a grant with `taken` took of `c`: into the pool (its own tokens or
     /// Redis'), or the local share.
-    void give_back(const cost_type& c, const receipts& taken) {
+    void give_back(const cost_type& c, const receipts& taken) noexcept {
         const std::uint64_t from = detail::source_of(taken);
         if (from == detail::from_pool || from == detail::from_redis) {
             for (std::size_t i = 0; i < N; ++i)
@@ -317,7 +328,13 @@ private:
             //     bookkeeping (m_slice, m_last_lease) of the previous one.
             if (m_refilling.compare_exchange_strong(expected, true, std::memory_order_acquire,
                                                     std::memory_order_relaxed)) {
-                const result r = refill(c, at, t, who);
+                result r{};
+                try {
+                    r = refill(c, at, t, who);
+                } catch (...) {
+                    m_refilling.store(false, std::memory_order_release); // never left set
+                    throw;
+                }
                 m_refilling.store(false, std::memory_order_release); // (2)
                 return r;
             }
@@ -393,8 +410,12 @@ private:
             d[i] = -m_pool[i].tokens.exchange(0, std::memory_order_relaxed);
             any = any || d[i] != 0;
         }
-        if (any)
-            static_cast<void>(this->adjust(d)); // lost while Redis is down: safe for the limit
+        // Unsent tokens are lost while Redis is down (safe for the limit); an unsent debt
+        // goes back into the pool, to be settled by the next return.
+        if (any && !this->adjust(d))
+            for (std::size_t i = 0; i < N; ++i)
+                if (d[i] > 0)
+                    m_pool[i].tokens.fetch_sub(d[i], std::memory_order_relaxed);
         m_expires.store(INT64_MIN, std::memory_order_relaxed);
     }
 

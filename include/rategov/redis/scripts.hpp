@@ -130,8 +130,17 @@ if op == 'take' or op == 'reserve' or op == 'lease' then
       end
     end
     local limit = 0
-    if op == 'reserve' then limit = tonumber(ARGV[o + n]) end
-    if wait > limit then
+    local full = false
+    if op == 'reserve' then
+      limit = tonumber(ARGV[o + n])
+      -- a queue beyond what a level holds is refused, never capped
+      for i = 0, n - 1 do
+        if costs[i] > 0 and math.max(L[i], wait * uu[i]) + costs[i] * ut[i] > LMAX then
+          full = true; which = i
+        end
+      end
+    end
+    if wait > limit or full then
       status = 1
     else
       for i = 0, n - 1 do

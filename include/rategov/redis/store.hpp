@@ -102,7 +102,8 @@ struct units {
     std::uint64_t per_us = 0;    // uu
 };
 
-/// The units of `q`, or nullopt (with `why` set) when they would pass 2^52.
+/// The units of `q`, or nullopt (with `why` set) when a burst would pass 2^48 units (a
+/// level holds 2^52: room for a queue or a debt of 15 bursts).
 inline std::optional<units> units_of(const quota& q, std::string* why = nullptr) {
     const auto period = static_cast<std::uint64_t>(q.period().count());
     const std::uint64_t g1 = std::gcd(q.count(), period);
@@ -117,10 +118,10 @@ inline std::optional<units> units_of(const quota& q, std::string* why = nullptr)
         return std::nullopt;
     }
     u.per_us = a * c1;
-    if (q.burst() > level_max / u.per_token) {
+    if (q.burst() > level_max / 16 / u.per_token) { // room for a queue or debt of 15 bursts
         if (why != nullptr)
             *why = "quota " + q.to_string() +
-                   ": burst × period units pass 2^52 in the Redis store; lower the burst or "
+                   ": burst × period units pass 2^48 in the Redis store; lower the burst or "
                    "use a coarser rate";
         return std::nullopt;
     }
@@ -255,18 +256,21 @@ private:
         if (opt.expected_processes == 0)
             rategov::detail::throw_config_error("redis::options: expected_processes 0 — at "
                                                 "least one process uses the key");
-        if (opt.retry_interval.count() <= 0)
+        // At most 2^40 ms (35 years): the script's integers stay exact, and nanosecond
+        // conversions do not overflow.
+        constexpr std::int64_t ms_max = std::int64_t{1} << 40;
+        if (opt.retry_interval.count() <= 0 || opt.retry_interval.count() > ms_max)
             rategov::detail::throw_config_error("redis::options: retry_interval of " +
                                                 std::to_string(opt.retry_interval.count()) +
-                                                " ms — it must be positive");
-        if (opt.expiry_margin.count() < 0)
+                                                " ms — it must be within [1, 2^40] ms");
+        if (opt.expiry_margin.count() < 0 || opt.expiry_margin.count() > ms_max)
             rategov::detail::throw_config_error("redis::options: expiry_margin of " +
                                                 std::to_string(opt.expiry_margin.count()) +
-                                                " ms — it must not be negative");
-        if (opt.lease_horizon.count() <= 0)
+                                                " ms — it must be within [0, 2^40] ms");
+        if (opt.lease_horizon.count() <= 0 || opt.lease_horizon.count() > ms_max)
             rategov::detail::throw_config_error("redis::options: lease_horizon of " +
                                                 std::to_string(opt.lease_horizon.count()) +
-                                                " ms — it must be positive");
+                                                " ms — it must be within [1, 2^40] ms");
         if (opt.max_idle_connections == 0)
             rategov::detail::throw_config_error("redis::options: max_idle_connections 0 — "
                                                 "keep at least one");

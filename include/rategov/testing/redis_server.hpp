@@ -15,6 +15,9 @@
 #include <netinet/in.h>
 #include <stdexcept>
 #include <string>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
@@ -220,6 +223,10 @@ private:
         if (pid < 0)
             throw std::runtime_error("redis_server: fork failed");
         if (pid == 0) {
+#if defined(__linux__)
+            // The server dies with the test that started it, even one that crashes.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
             const int null = ::open("/dev/null", O_RDWR);
             if (null >= 0) {
                 ::dup2(null, 0);
