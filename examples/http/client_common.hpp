@@ -1,7 +1,18 @@
 // What the two libcurl clients share: their settings (flags and environment), a libcurl
 // request for one chat completion turned into a rategov response, the governor with its
 // adaptive limits, and the report of what a run achieved.
+//
+// Where the governor's state lives is chosen when building:
+//   (default)                     in the process: each client process has its own limits
+//   RATEGOV_EXAMPLE_STORE_SHM=1   in a POSIX shared-memory segment (rategov/shm/shm.hpp):
+//                                 the processes of one host that name the same segment and
+//                                 key (--shm, --key) share one set of limits
+// Another store is one more branch of the `#if` below and of `store_handle`.
 #pragma once
+
+#ifndef RATEGOV_EXAMPLE_STORE_SHM
+#define RATEGOV_EXAMPLE_STORE_SHM 0
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -20,9 +31,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include <rategov/rategov.hpp>
+#if RATEGOV_EXAMPLE_STORE_SHM
+#include <rategov/shm/shm.hpp>
+#endif
 
 #include "chat_wire.hpp"
 
@@ -31,7 +46,17 @@ namespace client {
 using namespace std::chrono_literals;
 namespace m = rategov::metric;
 using chat::llm;
+/// Where the governor's state lives (see the top of this file).
+enum class store_kind { in_process, shm };
+#if RATEGOV_EXAMPLE_STORE_SHM
+constexpr store_kind build_store = store_kind::shm;
+using governor_type = rategov::shm::governor<llm>; // rategov::steady_clock
+#else
+constexpr store_kind build_store = store_kind::in_process;
 using governor_type = rategov::governor<llm>; // rategov::steady_clock
+#endif
+/// Whether other processes share the governor's state (then `--key` names it).
+constexpr bool shared_store = build_store != store_kind::in_process;
 using time_point = governor_type::time_point;
 constexpr std::size_t metric_count = llm::size;
 constexpr const char* metric_names[metric_count] = {"requests", "total_prompt", "uncached_prompt",
@@ -56,8 +81,10 @@ struct settings {
     std::uint64_t max_tokens = 256;
     std::string headers = "fireworks";
     std::uint64_t limits[metric_count] = {6'000, 3'600'000, 900'000, 36'000};
-    double check_429 = -1;         // < 0: no check
-    double check_utilization = -1; // < 0: no check
+    double check_429 = -1;                         // < 0: no check
+    double check_utilization = -1;                 // < 0: no check
+    std::string shm_name = "/rategov-curl-client"; // the segment (shm store)
+    std::string key;                               // the state's key (shared stores): the model
 };
 
 inline void usage(const char* name, std::FILE* out) {
@@ -77,9 +104,18 @@ inline void usage(const char* name, std::FILE* out) {
         "                           this share of requests with 429\n"
         "  --check-utilization F    with the local provider: fail if the binding metric's\n"
         "                           use after the warm-up is below this share of its limit\n"
+        "%s"
         "environment: RATEGOV_BASE_URL (http://127.0.0.1:8080/v1), RATEGOV_API_KEY (none),\n"
         "             RATEGOV_MODEL (local-model)\n",
-        name);
+        name,
+        build_store == store_kind::shm
+            ? "limits shared with other processes in POSIX shared memory (this build):\n"
+              "  --shm NAME               the segment, created by the first process\n"
+              "                           (/rategov-curl-client)\n"
+              "  --key KEY                the governor's key in it: the processes naming the\n"
+              "                           same key share its limits; the first sets them (the\n"
+              "                           model)\n"
+            : "");
 }
 
 inline settings parse(int argc, char** argv) {
@@ -125,9 +161,23 @@ inline settings parse(int argc, char** argv) {
             s.check_429 = number(0, 1);
         else if (a == "--check-utilization")
             s.check_utilization = number(0, 1);
-        else
+        else if ((a == "--shm" && build_store != store_kind::shm) ||
+                 (a == "--key" && !shared_store))
+            throw std::invalid_argument(
+                a + ": this build keeps its limits in the process; limits shared between "
+                    "processes need the build with RATEGOV_EXAMPLE_STORE_SHM=1 "
+                    "(curl_client_shm)");
+        else if (a == "--shm")
+            s.shm_name = v;
+        else if (a == "--key") {
+            if (v.empty())
+                throw std::invalid_argument("--key: an empty key");
+            s.key = v;
+        } else
             throw std::invalid_argument("unknown flag: " + a);
     }
+    if (s.key.empty())
+        s.key = s.model;
     if (s.warmup_s < 0)
         s.warmup_s = std::min(s.burst_s, s.seconds / 2);
     if (s.warmup_s >= s.seconds)
@@ -147,23 +197,62 @@ inline rategov::quota start_quota(std::uint64_t per_minute, double burst_s) {
     return rategov::per_minute(per_minute).with_burst(std::max<std::uint64_t>(1, burst));
 }
 
-/// One account and model's limits, shared by every call: the governor, the limits it learns
-/// from the headers (between a quarter and twenty times the start), a retry budget.
-/// \throws rategov::config_error for limits the governor cannot take.
+/// What holds the governor's state for the run: nothing in the process, the mapped segment
+/// with the shm store (it must outlive the governor).
+/// \throws rategov::config_error when the segment cannot be opened.
+struct store_handle {
+#if RATEGOV_EXAMPLE_STORE_SHM
+    rategov::shm::segment segment;
+
+    /// Opens (or creates) the segment; one opened while its creator still sets it up waits
+    /// for it (up to 2 s).
+    explicit store_handle(const settings& s)
+        : segment(rategov::shm::segment::open(s.shm_name)) {}
+    [[nodiscard]] governor_type::place_type place(const settings& s) {
+        return segment.place(s.key);
+    }
+#else
+    explicit store_handle(const settings&) {}
+    [[nodiscard]] governor_type::place_type place(const settings&) {
+        return {};
+    }
+#endif
+};
+
+/// One account and model's limits, shared by every call (and, with a shared store, by
+/// every process that names the same key): the governor, the limits it learns from the
+/// headers (between a quarter and twenty times the start), a retry budget.
+/// \throws rategov::config_error for limits the governor cannot take, or a store that
+///         cannot hold them.
 struct governed {
+    store_handle store;
     governor_type gov;
     rategov::adaptive_limits<governor_type> adaptive{gov};
     rategov::backoff::retry_budget budget;
 
     explicit governed(const settings& s)
-        : gov(start_quota(s.limits[0], s.burst_s), start_quota(s.limits[1], s.burst_s),
-              start_quota(s.limits[2], s.burst_s), start_quota(s.limits[3], s.burst_s)) {
-        for (std::size_t i = 0; i < metric_count; ++i)
-            adaptive.bound(
-                i, {rategov::per_minute(std::max<std::uint64_t>(1, s.limits[i] / 4)),
-                    start_quota(s.limits[i], s.burst_s),
-                    // an adaptive count is at most 2^32 - 1 per period
-                    rategov::per_minute(std::min<std::uint64_t>(s.limits[i] * 20, 0xFFFF'FFFF))});
+        : store(s)
+        , gov(store.place(s), rategov::steady_clock{}, start_quota(s.limits[0], s.burst_s),
+              start_quota(s.limits[1], s.burst_s), start_quota(s.limits[2], s.burst_s),
+              start_quota(s.limits[3], s.burst_s)) {
+        for (std::size_t i = 0; i < metric_count; ++i) {
+            const rategov::quota lower =
+                rategov::per_minute(std::max<std::uint64_t>(1, s.limits[i] / 4));
+            // an adaptive count is at most 2^32 - 1 per period
+            const rategov::quota upper =
+                rategov::per_minute(std::min<std::uint64_t>(s.limits[i] * 20, 0xFFFF'FFFF));
+            rategov::quota start = start_quota(s.limits[i], s.burst_s);
+            // `bound` sets the limit to its start: a process that attaches to a shared state
+            // starts from the limit the others have learned, not from its flags (which would
+            // set the start again for all of them until its own first response).
+            if constexpr (shared_store) {
+                const rategov::quota held = gov.limit(i);
+                if (held.period() == start.period() && held.count() >= lower.count() &&
+                    held.count() <= upper.count())
+                    start = held;
+            }
+            adaptive.bound(i, {lower, start, upper});
+        }
     }
 };
 
@@ -499,6 +588,9 @@ public:
             std::chrono::duration<double>(m_measure_to - m_measure_from).count();
         std::printf("%.1f s against %s (model %s), %u calls at once\n", seconds_since(m_start),
                     m_settings.base_url.c_str(), m_settings.model.c_str(), m_settings.concurrency);
+        if constexpr (build_store == store_kind::shm)
+            std::printf("limits shared with other processes: segment %s, key %s\n",
+                        m_settings.shm_name.c_str(), m_settings.key.c_str());
         std::printf("calls: %" PRIu64 " succeeded, %" PRIu64 " failed, %" PRIu64
                     " cancelled, %" PRIu64 " ended waiting for tokens at the end; %" PRIu64
                     " responses, %" PRIu64 " of them 429 (%.2f%%), %" PRIu64 " 503\n",
@@ -513,6 +605,8 @@ public:
         if (measured > 0) {
             std::printf("after the %.0f s warm-up, per minute:  used      limit (learned)  share\n",
                         m_settings.warmup_s);
+            if constexpr (shared_store)
+                std::printf("  (used by this process; the limit is shared with the others)\n");
             for (std::size_t i = 0; i < metric_count; ++i) {
                 const double per_min = static_cast<double>(m_used[i]) * 60 / measured;
                 const double limit = gov.limit(i).per_second_value() * 60;
