@@ -61,20 +61,73 @@ protected:
     using receipts = std::array<receipt, N>;
     using local_type = rategov::governor<Metrics, Clock>;
 
-    remote_base(const Clock& clock, const options& opt, const std::string& key,
-                const std::array<quota, N>& limits)
-        : m_clock(clock)
-        , m_store(opt, key, limits) {
+public:
+    // --- what both Redis governors offer alike (made public by using-declarations) ---
+
+    /// Gives `c` back (never above a metric's burst). Never throws: what cannot be given
+    /// back (Redis down, no memory for the round trip) stays taken, which is safe for the
+    /// limit; with a local share, that share gets it back.
+    void refund(const cost_type& c) noexcept {
+        try {
+            if (!adjust(deltas(c, -1)) && m_local)
+                m_local->refund(c);
+        } catch (...) {
+        }
+    }
+    /// Takes `c` unconditionally (usage that already happened), into debt if need be; in
+    /// the local share when Redis cannot take it. Never throws.
+    void charge(const cost_type& c) noexcept { charge_noexcept(c); }
+
+    /// Changes metric `Tag`'s limit for every process on the key.
+    template <class Tag>
+    bool set_limit(const quota& q, inheritance how = inheritance::keep) {
+        return set_limit(rategov::detail::checked_index<Metrics, Tag>(), q, how);
+    }
+    /// The same by index. Returns false, changing nothing in Redis, when i ≥ size or the
+    /// quota does not fit the store's units (see the constructor); false also when Redis
+    /// could not be reached (the new limit is then used when this process next creates the
+    /// key, and by its local share).
+    bool set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) {
+        return this->set_limit_raw(i, q, how);
+    }
+    /// Metric `Tag`'s limit as of the last round trip.
+    template <class Tag>
+    [[nodiscard]] quota limit() const {
+        return limit(rategov::detail::checked_index<Metrics, Tag>());
+    }
+    /// Metric i's limit as of the last round trip (i < size).
+    [[nodiscard]] quota limit(std::size_t i) const { return this->m_store.limit(i); }
+    /// Every metric's limit as of the last round trip.
+    [[nodiscard]] std::array<quota, N> limits() const { return this->m_store.limits(); }
+
+    /// Every metric's debt now (one round trip).
+    [[nodiscard]] std::array<std::uint64_t, N> debts() {
+        return this->per_metric([](const detail::state<N>& s) { return s.debt; }, true);
+    }
+    /// The clock.
+    [[nodiscard]] const Clock& clock() const noexcept { return this->m_clock; }
+    /// The clock's now().
+    [[nodiscard]] time_point now() const noexcept { return this->m_clock.now(); }
+    /// Health of the store: round trips, failures, fallbacks, script loads, last error.
+    [[nodiscard]] store_status status() const { return this->m_store.status(); }
+    /// The Redis key of the hash (`options::key_prefix` + `{key}`).
+    [[nodiscard]] const std::string& redis_key() const noexcept { return this->m_store.key(); }
+
+protected:
+    remote_base(const Clock& time_source, const options& opt, const std::string& key,
+                const std::array<quota, N>& quotas)
+        : m_clock(time_source)
+        , m_store(opt, key, quotas) {
         if (opt.on_failure == failure_policy::local_share)
-            m_local =
-                make_local(clock, limits, opt.expected_processes, std::make_index_sequence<N>{});
+            m_local = make_local(time_source, quotas, opt.expected_processes,
+                                 std::make_index_sequence<N>{});
     }
 
     template <std::size_t... I>
-    static std::unique_ptr<local_type> make_local(const Clock& clock,
-                                                  const std::array<quota, N>& limits,
+    static std::unique_ptr<local_type> make_local(const Clock& time_source,
+                                                  const std::array<quota, N>& quotas,
                                                   unsigned processes, std::index_sequence<I...>) {
-        return std::make_unique<local_type>(clock, share_of(limits[I], processes)...);
+        return std::make_unique<local_type>(time_source, share_of(quotas[I], processes)...);
     }
 
     [[nodiscard]] std::int64_t us_of(time_point at) const noexcept { return detail::micros_of(at); }
@@ -320,20 +373,32 @@ public:
                   "rategov: DropPolicy must provide `static void on_drop(reservation&) "
                   "noexcept`; use rategov::refund_on_drop or rategov::keep_on_drop.");
 
+    using base::charge;
+    using base::clock;
+    using base::debts;
+    using base::limit;
+    using base::limits;
+    using base::now;
+    using base::redis_key;
+    using base::refund;
+    using base::set_limit;
+    using base::status;
+
     /// One quota per metric, in `metrics<...>` order, for `key` on `opt.endpoint`, over a
     /// default-constructed clock. Does not contact Redis.
     /// \throws config_error for bad options (see `options`), an empty key, or a quota whose
     /// burst × period passes the store's 2^52 units.
     template <class... Q>
     requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
-        governor(const options& opt, const std::string& key, const Q&... limits)
-        : governor(Clock{}, opt, key, limits...) {}
+        governor(const options& opt, const std::string& key, const Q&... quotas)
+        : governor(Clock{}, opt, key, quotas...) {}
 
     /// The same over `clock` (copied: a handle).
     template <class... Q>
     requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
-        governor(const Clock& clock, const options& opt, const std::string& key, const Q&... limits)
-        : base(clock, opt, key, std::array<quota, N>{limits...}) {}
+        governor(const Clock& time_source, const options& opt, const std::string& key,
+                 const Q&... quotas)
+        : base(time_source, opt, key, std::array<quota, N>{quotas...}) {}
 
     governor(const governor&) = delete;
     governor& operator=(const governor&) = delete;
@@ -377,18 +442,6 @@ public:
         return reservation_type(*this, c, f.status, f.ready_at, f.metric, f.taken);
     }
 
-    /// Gives `c` back (never above a metric's burst). Never throws: what cannot be given
-    /// back (no memory for the round trip) stays taken, which is safe for the limit.
-    void refund(const cost_type& c) noexcept {
-        try {
-            if (!this->adjust(base::deltas(c, -1)) && this->m_local)
-                this->m_local->refund(c);
-        } catch (...) {
-        }
-    }
-    /// Takes `c` unconditionally (usage that already happened), into debt if need be; in
-    /// the local share when Redis cannot take it. Never throws.
-    void charge(const cost_type& c) noexcept { this->charge_noexcept(c); }
     /// Makes metric i hold at most `n` tokens now (tightens only; i ≥ size is ignored).
     void cap_available(std::size_t i, std::uint64_t n) { this->cap_raw(i, n); }
 
@@ -438,27 +491,6 @@ public:
             this->m_local->refund(c);
     }
 
-    /// Changes metric `Tag`'s limit for every process on the key.
-    template <class Tag>
-    bool set_limit(const quota& q, inheritance how = inheritance::keep) {
-        return set_limit(rategov::detail::checked_index<Metrics, Tag>(), q, how);
-    }
-    /// The same by index. Returns false, changing nothing in Redis, when i ≥ size or the
-    /// quota does not fit the store's units (see the constructor); false also when Redis
-    /// could not be reached (the new limit is then used when this process next creates the
-    /// key, and by its local share).
-    bool set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) {
-        return this->set_limit_raw(i, q, how);
-    }
-    /// Metric `Tag`'s limit as of the last round trip.
-    template <class Tag>
-    [[nodiscard]] quota limit() const {
-        return limit(rategov::detail::checked_index<Metrics, Tag>());
-    }
-    /// Metric i's limit as of the last round trip (i < size).
-    [[nodiscard]] quota limit(std::size_t i) const { return this->m_store.limit(i); }
-    /// Every metric's limit as of the last round trip.
-    [[nodiscard]] std::array<quota, N> limits() const { return this->m_store.limits(); }
     /// Metric `Tag`'s available tokens now (one round trip).
     template <class Tag>
     [[nodiscard]] std::uint64_t available() {
@@ -471,19 +503,6 @@ public:
     [[nodiscard]] std::array<std::uint64_t, N> availability() {
         return this->per_metric([](const detail::state<N>& s) { return s.available; }, false);
     }
-    /// Every metric's debt now (one round trip).
-    [[nodiscard]] std::array<std::uint64_t, N> debts() {
-        return this->per_metric([](const detail::state<N>& s) { return s.debt; }, true);
-    }
-
-    /// The clock.
-    [[nodiscard]] const Clock& clock() const noexcept { return this->m_clock; }
-    /// The clock's now().
-    [[nodiscard]] time_point now() const noexcept { return this->m_clock.now(); }
-    /// Health of the store: round trips, failures, fallbacks, script loads, last error.
-    [[nodiscard]] store_status status() const { return this->m_store.status(); }
-    /// The Redis key of the hash (`options::key_prefix` + `{key}`).
-    [[nodiscard]] const std::string& redis_key() const noexcept { return this->m_store.key(); }
 };
 
 } // namespace redis

@@ -83,20 +83,31 @@ public:
                   "rategov: DropPolicy must provide `static void on_drop(reservation&) "
                   "noexcept`; use rategov::refund_on_drop or rategov::keep_on_drop.");
 
+    using base::charge;
+    using base::clock;
+    using base::debts;
+    using base::limit;
+    using base::limits;
+    using base::now;
+    using base::redis_key;
+    using base::refund;
+    using base::set_limit;
+    using base::status;
+
     /// One quota per metric, in `metrics<...>` order, for `key` on `opt.endpoint`, over a
     /// default-constructed clock. Does not contact Redis.
     /// \throws config_error as `redis::governor`'s constructor.
     template <class... Q>
     requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
-        leased_governor(const options& opt, const std::string& key, const Q&... limits)
-        : leased_governor(Clock{}, opt, key, limits...) {}
+        leased_governor(const options& opt, const std::string& key, const Q&... quotas)
+        : leased_governor(Clock{}, opt, key, quotas...) {}
 
     /// The same over `clock` (copied: a handle).
     template <class... Q>
     requires(sizeof...(Q) == N && (std::same_as<Q, quota> && ...))
-        leased_governor(const Clock& clock, const options& opt, const std::string& key,
-                        const Q&... limits)
-        : base(clock, opt, key, std::array<quota, N>{limits...}) {}
+        leased_governor(const Clock& time_source, const options& opt, const std::string& key,
+                        const Q&... quotas)
+        : base(time_source, opt, key, std::array<quota, N>{quotas...}) {}
 
     leased_governor(const leased_governor&) = delete;
     leased_governor& operator=(const leased_governor&) = delete;
@@ -153,18 +164,6 @@ public:
         return reservation_type(*this, c, f.status, f.ready_at, f.metric, f.taken);
     }
 
-    /// Gives `c` back to Redis (never above a metric's burst). Never throws: what cannot be
-    /// given back stays taken.
-    void refund(const cost_type& c) noexcept {
-        try {
-            if (!this->adjust(base::deltas(c, -1)) && this->m_local)
-                this->m_local->refund(c);
-        } catch (...) {
-        }
-    }
-    /// Takes `c` unconditionally from Redis (into debt if need be); in the local share when
-    /// Redis cannot take it. Never throws.
-    void charge(const cost_type& c) noexcept { this->charge_noexcept(c); }
     /// Makes metric i hold at most `n` tokens now, in Redis and in the pool (whose leased
     /// tokens of metric i are dropped: the server says they are gone).
     void cap_available(std::size_t i, std::uint64_t n) {
@@ -228,24 +227,6 @@ public:
         return out;
     }
 
-    /// Changes metric `Tag`'s limit for every process on the key.
-    template <class Tag>
-    bool set_limit(const quota& q, inheritance how = inheritance::keep) {
-        return set_limit(rategov::detail::checked_index<Metrics, Tag>(), q, how);
-    }
-    /// The same by index; returns as `redis::governor::set_limit`.
-    bool set_limit(std::size_t i, const quota& q, inheritance how = inheritance::keep) {
-        return this->set_limit_raw(i, q, how);
-    }
-    /// Metric `Tag`'s limit as of the last round trip.
-    template <class Tag>
-    [[nodiscard]] quota limit() const {
-        return limit(rategov::detail::checked_index<Metrics, Tag>());
-    }
-    /// Metric i's limit as of the last round trip (i < size).
-    [[nodiscard]] quota limit(std::size_t i) const { return this->m_store.limit(i); }
-    /// Every metric's limit as of the last round trip.
-    [[nodiscard]] std::array<quota, N> limits() const { return this->m_store.limits(); }
     /// Metric `Tag`'s available tokens now: Redis' plus the pool's (one round trip).
     template <class Tag>
     [[nodiscard]] std::uint64_t available() {
@@ -262,19 +243,6 @@ public:
         }
         return a;
     }
-    /// Every metric's debt in Redis now (one round trip).
-    [[nodiscard]] std::array<std::uint64_t, N> debts() {
-        return this->per_metric([](const detail::state<N>& s) { return s.debt; }, true);
-    }
-
-    /// The clock.
-    [[nodiscard]] const Clock& clock() const noexcept { return this->m_clock; }
-    /// The clock's now().
-    [[nodiscard]] time_point now() const noexcept { return this->m_clock.now(); }
-    /// Health of the store: round trips, failures, fallbacks, script loads, last error.
-    [[nodiscard]] store_status status() const { return this->m_store.status(); }
-    /// The Redis key of the hash (`options::key_prefix` + `{key}`).
-    [[nodiscard]] const std::string& redis_key() const noexcept { return this->m_store.key(); }
 
 private:
     static std::int64_t clamp(std::uint64_t v) noexcept {
@@ -355,9 +323,9 @@ private:
             give_back_pool(); // stale leases go back before new ones are taken
         else if (take_local(c))
             return {acquire_status::granted, at, N}; // the pool was refilled meanwhile
-        const auto limits = this->m_store.limits();
+        const auto in_force = this->m_store.limits();
         for (std::size_t i = 0; i < N; ++i)
-            m_pool[i].burst.store(limits[i].burst(), std::memory_order_relaxed);
+            m_pool[i].burst.store(in_force[i].burst(), std::memory_order_relaxed);
         const auto horizon =
             std::chrono::duration_cast<std::chrono::nanoseconds>(this->m_store.opts().lease_horizon)
                 .count();
@@ -365,7 +333,7 @@ private:
         cost_type most{};
         for (std::size_t i = 0; i < N; ++i) {
             const std::uint64_t most_i =
-                limits[i].burst() / (2 * std::uint64_t{this->m_store.opts().expected_processes});
+                in_force[i].burst() / (2 * std::uint64_t{this->m_store.opts().expected_processes});
             std::uint64_t want = 0;
             if (m_slice[i] > 0) {
                 // The rate seen since the last lease, times the horizon (long double: the
