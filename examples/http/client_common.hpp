@@ -7,11 +7,17 @@
 //   RATEGOV_EXAMPLE_STORE_SHM=1   in a POSIX shared-memory segment (rategov/shm/shm.hpp):
 //                                 the processes of one host that name the same segment and
 //                                 key (--shm, --key) share one set of limits
+//   RATEGOV_EXAMPLE_STORE_REDIS=1 in Redis, leased (rategov/redis/redis.hpp): the processes
+//                                 of any host that name the same server and key (--redis,
+//                                 --key) share one set of limits
 // Another store is one more branch of the `#if` below and of `store_handle`.
 #pragma once
 
 #ifndef RATEGOV_EXAMPLE_STORE_SHM
 #define RATEGOV_EXAMPLE_STORE_SHM 0
+#endif
+#ifndef RATEGOV_EXAMPLE_STORE_REDIS
+#define RATEGOV_EXAMPLE_STORE_REDIS 0
 #endif
 
 #include <algorithm>
@@ -38,6 +44,9 @@
 #if RATEGOV_EXAMPLE_STORE_SHM
 #include <rategov/shm/shm.hpp>
 #endif
+#if RATEGOV_EXAMPLE_STORE_REDIS
+#include <rategov/redis/redis.hpp>
+#endif
 
 #include "chat_wire.hpp"
 
@@ -47,10 +56,13 @@ using namespace std::chrono_literals;
 namespace m = rategov::metric;
 using chat::llm;
 /// Where the governor's state lives (see the top of this file).
-enum class store_kind { in_process, shm };
+enum class store_kind { in_process, shm, redis };
 #if RATEGOV_EXAMPLE_STORE_SHM
 constexpr store_kind build_store = store_kind::shm;
 using governor_type = rategov::shm::governor<llm>; // rategov::steady_clock
+#elif RATEGOV_EXAMPLE_STORE_REDIS
+constexpr store_kind build_store = store_kind::redis;
+using governor_type = rategov::redis::leased_governor<llm>; // rategov::steady_clock
 #else
 constexpr store_kind build_store = store_kind::in_process;
 using governor_type = rategov::governor<llm>; // rategov::steady_clock
@@ -84,7 +96,9 @@ struct settings {
     double check_429 = -1;                         // < 0: no check
     double check_utilization = -1;                 // < 0: no check
     std::string shm_name = "/rategov-curl-client"; // the segment (shm store)
-    std::string key;                               // the state's key (shared stores): the model
+    std::string redis_host = "127.0.0.1";          // the server (Redis store)
+    int redis_port = 6379;
+    std::string key; // the state's key (shared stores): the model
 };
 
 inline void usage(const char* name, std::FILE* out) {
@@ -112,6 +126,12 @@ inline void usage(const char* name, std::FILE* out) {
             ? "limits shared with other processes in POSIX shared memory (this build):\n"
               "  --shm NAME               the segment, created by the first process\n"
               "                           (/rategov-curl-client)\n"
+              "  --key KEY                the governor's key in it: the processes naming the\n"
+              "                           same key share its limits; the first sets them (the\n"
+              "                           model)\n"
+        : build_store == store_kind::redis
+            ? "limits shared with other processes through Redis, leased (this build):\n"
+              "  --redis HOST:PORT        the server (127.0.0.1:6379)\n"
               "  --key KEY                the governor's key in it: the processes naming the\n"
               "                           same key share its limits; the first sets them (the\n"
               "                           model)\n"
@@ -162,12 +182,23 @@ inline settings parse(int argc, char** argv) {
         else if (a == "--check-utilization")
             s.check_utilization = number(0, 1);
         else if ((a == "--shm" && build_store != store_kind::shm) ||
+                 (a == "--redis" && build_store != store_kind::redis) ||
                  (a == "--key" && !shared_store))
             throw std::invalid_argument(
-                a + ": this build keeps its limits in the process; limits shared between "
-                    "processes need the build with RATEGOV_EXAMPLE_STORE_SHM=1 "
-                    "(curl_client_shm)");
-        else if (a == "--shm")
+                a + ": not a flag of this build; limits shared between processes need the "
+                    "build with RATEGOV_EXAMPLE_STORE_SHM=1 (curl_client_shm, --shm) or "
+                    "RATEGOV_EXAMPLE_STORE_REDIS=1 (curl_client_redis, --redis)");
+        else if (a == "--redis") {
+            const auto colon = v.rfind(':');
+            if (colon == std::string::npos || colon == 0)
+                throw std::invalid_argument("--redis: HOST:PORT, got '" + v + "'");
+            s.redis_host = v.substr(0, colon);
+            char* end = nullptr;
+            const long port = std::strtol(v.c_str() + colon + 1, &end, 10);
+            if (end == v.c_str() + colon + 1 || *end != '\0' || port < 1 || port > 65535)
+                throw std::invalid_argument("--redis: no port within [1, 65535] in '" + v + "'");
+            s.redis_port = static_cast<int>(port);
+        } else if (a == "--shm")
             s.shm_name = v;
         else if (a == "--key") {
             if (v.empty())
@@ -208,13 +239,32 @@ struct store_handle {
     /// for it (up to 2 s).
     explicit store_handle(const settings& s)
         : segment(rategov::shm::segment::open(s.shm_name)) {}
-    [[nodiscard]] governor_type::place_type place(const settings& s) {
-        return segment.place(s.key);
+    /// The governor of `s.key` in the segment, with these limits if it is new.
+    template <class... Q>
+    governor_type make(const settings& s, const Q&... limits) {
+        return governor_type(segment.place(s.key), rategov::steady_clock{}, limits...);
+    }
+#elif RATEGOV_EXAMPLE_STORE_REDIS
+    rategov::redis::options options;
+
+    /// The server of `--redis`; everything else as `redis::options` says (leased slices
+    /// of at most burst / 8, the local share of a quarter of each limit while Redis is
+    /// down).
+    explicit store_handle(const settings& s) {
+        options.endpoint.host = s.redis_host;
+        options.endpoint.port = s.redis_port;
+    }
+    /// The leased governor of `s.key` on the server, with these limits if it is new.
+    template <class... Q>
+    governor_type make(const settings& s, const Q&... limits) {
+        return governor_type(rategov::steady_clock{}, options, s.key, limits...);
     }
 #else
     explicit store_handle(const settings&) {}
-    [[nodiscard]] governor_type::place_type place(const settings&) {
-        return {};
+    /// A governor of this process.
+    template <class... Q>
+    governor_type make(const settings&, const Q&... limits) {
+        return governor_type(rategov::steady_clock{}, limits...);
     }
 #endif
 };
@@ -232,9 +282,11 @@ struct governed {
 
     explicit governed(const settings& s)
         : store(s)
-        , gov(store.place(s), rategov::steady_clock{}, start_quota(s.limits[0], s.burst_s),
-              start_quota(s.limits[1], s.burst_s), start_quota(s.limits[2], s.burst_s),
-              start_quota(s.limits[3], s.burst_s)) {
+        , gov(store.make(s, start_quota(s.limits[0], s.burst_s),
+                         start_quota(s.limits[1], s.burst_s), start_quota(s.limits[2], s.burst_s),
+                         start_quota(s.limits[3], s.burst_s))) {
+        if constexpr (build_store == store_kind::redis)
+            static_cast<void>(gov.debts()); // one round trip: the limits held in Redis
         for (std::size_t i = 0; i < metric_count; ++i) {
             const rategov::quota lower =
                 rategov::per_minute(std::max<std::uint64_t>(1, s.limits[i] / 4));
@@ -591,6 +643,10 @@ public:
         if constexpr (build_store == store_kind::shm)
             std::printf("limits shared with other processes: segment %s, key %s\n",
                         m_settings.shm_name.c_str(), m_settings.key.c_str());
+        if constexpr (build_store == store_kind::redis)
+            std::printf("limits shared with other processes: Redis %s:%d, key %s\n",
+                        m_settings.redis_host.c_str(), m_settings.redis_port,
+                        m_settings.key.c_str());
         std::printf("calls: %" PRIu64 " succeeded, %" PRIu64 " failed, %" PRIu64
                     " cancelled, %" PRIu64 " ended waiting for tokens at the end; %" PRIu64
                     " responses, %" PRIu64 " of them 429 (%.2f%%), %" PRIu64 " 503\n",

@@ -150,6 +150,34 @@ TEST_F(RedisReservation, LeasedSettlesThroughItsPool) {
     EXPECT_EQ(gov.availability(), (avail_t{9, 700}));
 }
 
+// A surplus in the pool serves the next reservations without a round trip while it is fresh,
+// and goes back to Redis once it is older than the lease horizon; a server's report of what
+// is left caps the pool and Redis together, and leaves the pool what fits.
+TEST_F(RedisReservation, LeasedReusesItsSurplusThenReturnsIt) {
+    leased_t gov(clock, opts(), "leased-surplus", q_req, q_prompt);
+    auto r = gov.reserve(make(1, 500));
+    ASSERT_TRUE(r);
+    r.commit(make(1, 300)); // pool {0, 200}, Redis {9, 500}
+    const std::uint64_t trips = gov.status().round_trips;
+    auto from_pool = gov.reserve(make(0, 150), 0ms);
+    ASSERT_TRUE(from_pool);
+    EXPECT_EQ(gov.status().round_trips, trips); // served locally
+    from_pool.commit(make(0, 150));
+    EXPECT_EQ(gov.leased()[1], 50);
+    gov.cap_available(1, 1000); // more than there is: nothing changes
+    EXPECT_EQ(gov.leased()[1], 50);
+    EXPECT_EQ(gov.availability()[1], 550u);
+    gov.cap_available(1, 20); // the pool keeps 20, Redis nothing
+    EXPECT_EQ(gov.leased()[1], 20);
+    EXPECT_EQ(gov.availability()[1], 20u);
+    clock.advance(101ms); // Redis accrues 101; the pool is past the 100 ms horizon
+    auto later = gov.reserve(make(0, 10), 0ms);
+    ASSERT_TRUE(later);
+    EXPECT_EQ(gov.leased()[1], 0); // given back before Redis was asked
+    later.commit(make(0, 10));
+    EXPECT_EQ(gov.availability()[1], 111u); // 101 + 20 given back − 10
+}
+
 // --- (d) shared limits and expiry ---------------------------------------------------------------
 
 using RedisSharedLimits = server_fixture;

@@ -50,7 +50,11 @@ namespace redis {
 ///   expire, on `return_unused()` and on destruction.
 /// - **Settling.** A reservation's surplus goes to the local pool, a deficit is taken from
 ///   it (the pool may go negative; the debt is settled with Redis when the pool is
-///   returned). `charge` and `refund` go to Redis.
+///   returned). What goes into the pool serves this process's next requests and
+///   reservations, without a round trip, for `lease_horizon`; then it goes back to Redis
+///   before Redis is asked again. `charge` and `refund` go to Redis.
+/// - **What the server says is left** (`cap_available`) caps the pool and Redis together:
+///   the pool keeps at most that much, Redis at most the rest.
 /// - **Failures** as for `redis::governor` (`options::on_failure`, circuit breaker).
 ///
 /// The pool is one `std::atomic<std::int64_t>` per metric, on a cache line of its own;
@@ -147,10 +151,14 @@ public:
     [[nodiscard]] reservation_type reserve_at(const cost_type& c, time_point at,
                                               duration max_wait = duration::max(),
                                               traffic_class who = traffic_class::priority) {
-        if (rategov::detail::to_ticks(at) <= m_expires.load(std::memory_order_relaxed) &&
-            take_local(c))
+        const std::int64_t t = rategov::detail::to_ticks(at);
+        if (t <= m_expires.load(std::memory_order_relaxed) && take_local(c))
             return reservation_type(*this, c, acquire_status::granted, at, N,
                                     marked(c, detail::from_pool));
+        // Tokens that sat in the pool past the horizon go back before Redis is asked again:
+        // other processes may need them.
+        if (t > m_expires.load(std::memory_order_relaxed) && pool_holds_tokens())
+            static_cast<void>(return_unused());
         if (auto s = this->reserve_raw(c, at, max_wait)) {
             if (s->status != acquire_status::granted) {
                 const result r = this->answer(*s, at);
@@ -164,16 +172,18 @@ public:
         return reservation_type(*this, c, f.status, f.ready_at, f.metric, f.taken);
     }
 
-    /// Makes metric i hold at most `n` tokens now, in Redis and in the pool (whose leased
-    /// tokens of metric i are dropped: the server says they are gone).
+    /// Makes metric i hold at most `n` tokens now, the pool's and Redis' together (what the
+    /// server says is left): the pool keeps at most `n`, Redis at most the rest.
     void cap_available(std::size_t i, std::uint64_t n) {
         if (i >= N)
             return;
+        const std::int64_t most = clamp(n);
         std::int64_t v = m_pool[i].tokens.load(std::memory_order_relaxed);
-        while (v > 0 && !m_pool[i].tokens.compare_exchange_weak(v, 0, std::memory_order_relaxed,
-                                                                std::memory_order_relaxed)) {
+        while (v > most && !m_pool[i].tokens.compare_exchange_weak(
+                               v, most, std::memory_order_relaxed, std::memory_order_relaxed)) {
         }
-        this->cap_raw(i, n);
+        const std::uint64_t kept = v <= 0 ? 0 : static_cast<std::uint64_t>(std::min(v, most));
+        this->cap_raw(i, n - kept);
     }
 
     /// Settles an estimate with the actual usage: surplus into the pool, deficit taken from
@@ -194,6 +204,8 @@ public:
             // relaxed: a count, see take_local.
             m_pool[i].tokens.fetch_add(e - a, std::memory_order_relaxed);
         }
+        if (recorded)
+            keep_pool_for_a_horizon();
     }
     /// Gives back what a grant with `taken` took of `c`: into the pool (its own tokens or
     /// Redis'), or the local share.
@@ -202,6 +214,7 @@ public:
         if (from == detail::from_pool || from == detail::from_redis) {
             for (std::size_t i = 0; i < N; ++i)
                 m_pool[i].tokens.fetch_add(clamp(c[i]), std::memory_order_relaxed);
+            keep_pool_for_a_horizon();
         } else if (from == detail::from_local && this->m_local) {
             this->m_local->refund(c);
         }
@@ -245,6 +258,29 @@ public:
     }
 
 private:
+    /// Tokens given back into the pool are this process's to use for a horizon from now,
+    /// then go back to Redis (see reserve_at and refill).
+    void keep_pool_for_a_horizon() noexcept {
+        const std::int64_t horizon = horizon_ns();
+        const std::int64_t t = rategov::detail::to_ticks(now());
+        const std::int64_t until = t > INT64_MAX - horizon ? INT64_MAX : t + horizon;
+        // relaxed: advisory, as everywhere m_expires is used.
+        std::int64_t e = m_expires.load(std::memory_order_relaxed);
+        while (e < until && !m_expires.compare_exchange_weak(e, until, std::memory_order_relaxed,
+                                                             std::memory_order_relaxed)) {
+        }
+    }
+    [[nodiscard]] std::int64_t horizon_ns() const noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   this->m_store.opts().lease_horizon)
+            .count();
+    }
+    [[nodiscard]] bool pool_holds_tokens() const noexcept {
+        for (const auto& p : m_pool)
+            if (p.tokens.load(std::memory_order_relaxed) > 0)
+                return true;
+        return false;
+    }
     static std::int64_t clamp(std::uint64_t v) noexcept {
         return static_cast<std::int64_t>(v < detail::level_max ? v : detail::level_max);
     }
@@ -326,9 +362,7 @@ private:
         const auto in_force = this->m_store.limits();
         for (std::size_t i = 0; i < N; ++i)
             m_pool[i].burst.store(in_force[i].burst(), std::memory_order_relaxed);
-        const auto horizon =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(this->m_store.opts().lease_horizon)
-                .count();
+        const std::int64_t horizon = horizon_ns();
         const std::int64_t dt = m_last_lease == INT64_MIN ? 0 : t - m_last_lease;
         cost_type most{};
         for (std::size_t i = 0; i < N; ++i) {
