@@ -57,6 +57,16 @@ namespace redis {
 ///   the pool keeps at most that much, Redis at most the rest.
 /// - **Failures** as for `redis::governor` (`options::on_failure`, circuit breaker).
 ///
+/// \code
+/// rategov::redis::options opt;
+/// opt.endpoint = {.host = "10.0.0.5", .port = 6379};
+/// opt.expected_processes = 8; // slices of at most burst / 16
+/// rategov::redis::leased_governor<llm> gov(opt, "acct-42/gpt-x", rategov::per_minute(600),
+///                                          rategov::per_minute(90'000));
+/// if (gov.try_acquire(cost)) send();      // from the pool: no round trip, mostly
+/// auto r = rategov::call(gov, request, estimate, transport, call_options);
+/// \endcode
+///
 /// The pool is one `std::atomic<std::int64_t>` per metric, on a cache line of its own;
 /// `try_acquire` from the pool is lock-free and allocation-free. Thread-safe.
 template <class Metrics, class Clock = steady_clock, class DropPolicy = refund_on_drop>

@@ -48,6 +48,13 @@ enum class time_source : std::uint8_t {
 };
 
 /// Options of a Redis governor. The defaults suit one Redis on the LAN.
+///
+/// \code
+/// rategov::redis::options opt;                       // 127.0.0.1:6379, 50 ms timeouts
+/// opt.endpoint.host = "redis.internal";
+/// opt.on_failure = rategov::redis::failure_policy::fail_closed;
+/// opt.retry_interval = std::chrono::milliseconds(500);
+/// \endcode
 struct options {
     /// The Redis server (validated: `config_error` for an empty host, a bad port or a
     /// timeout that is not positive).

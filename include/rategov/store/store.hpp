@@ -51,7 +51,14 @@ struct governor_state {
 } // namespace detail
 
 /// The default store: the governor's state is a member of the governor, private to the
-/// process.
+/// process. `rategov::governor<M>` is `rategov::governor<M, steady_clock, refund_on_drop,
+/// in_process>`; another store is the fourth argument:
+/// \code
+/// rategov::governor<llm> here(rategov::per_minute(36'000));           // in this process
+/// auto seg = rategov::shm::segment::open("/acme-limits");              // <rategov/shm/shm.hpp>
+/// rategov::shm::governor<llm> shared(seg.place("acct/model"), rategov::steady_clock{},
+///                                    rategov::per_minute(36'000));    // every process
+/// \endcode
 struct in_process {
     /// Where to put a governor's state: nowhere to say for this store.
     struct place {};
