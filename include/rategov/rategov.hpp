@@ -14,8 +14,10 @@
 #include <rategov/feedback/parse.hpp>
 #include <rategov/feedback/profiles.hpp>
 #include <rategov/governor/governor.hpp>
+#include <rategov/governor/in_flight.hpp>
 #include <rategov/governor/metrics.hpp>
 #include <rategov/keyed/keyed.hpp>
+#include <rategov/nested/nested.hpp>
 #include <rategov/quota/quota.hpp>
 #include <rategov/testing/manual_clock.hpp>
 #include <rategov/testing/provider_simulator.hpp>

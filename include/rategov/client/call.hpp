@@ -25,6 +25,7 @@
 #include <optional>
 #include <random>
 #include <stop_token>
+#include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -38,6 +39,7 @@
 #include <rategov/feedback/parse.hpp>
 #include <rategov/feedback/profiles.hpp>
 #include <rategov/governor/governor.hpp>
+#include <rategov/governor/in_flight.hpp>
 
 RATEGOV_NAMESPACE_BEGIN
 
@@ -102,7 +104,8 @@ struct call_options {
     /// Reads each response.
     Profile profile{};
     /// Learns the limits from the responses (nullptr: limits stay fixed; reported remaining
-    /// tokens and 429s still empty the governor's buckets).
+    /// tokens and 429s still empty the governor's buckets). Unused through a `path`: each of
+    /// its levels learns with its own `adaptive` member (see `path::learn`).
     adaptive_limits<Governor>* adaptive = nullptr;
     /// Bounds retries across calls (nullptr: only `max_attempts` bounds them).
     backoff::retry_budget* budget = nullptr;
@@ -141,6 +144,12 @@ struct call_summary {
     /// For `exceeds_capacity` and `deadline`: the metric that refused (else the number of
     /// metrics).
     std::size_t metric = 0;
+    /// Through a `path`: the level that refused, for `exceeds_capacity` and `deadline` (0
+    /// otherwise).
+    std::size_t level = 0;
+    /// For `exceeds_capacity` through a `path`: the refusal in words (e.g. "a request of
+    /// 1.2M prompt tokens exceeds the model's burst of 900k: ..."); else empty.
+    std::string refusal{};
     /// The last exception the transport threw, if any.
     std::exception_ptr error{};
 
@@ -235,6 +244,10 @@ public:
         /// What the caller should do.
         action what;
         time_point until; ///< for `wait`: when to call `next()` again
+        /// For `wait` through a `path` whose in-flight cap is full: the wait ends as well
+        /// when a slot is released (`slot.wait(clock, until, stop)`, or a
+        /// `release_listener` on `*slot.slots`). Empty otherwise.
+        slot_ticket slot{};
     };
 
     /// Starts a call for `estimate` on `gov` (which must outlive the machine).
@@ -288,15 +301,31 @@ public:
                                               : m_options.deadline - now;
                 auto r = m_gov->reserve_at(m_estimate, now, max_wait, m_options.priority);
                 if (r.status() == acquire_status::exceeds_capacity) {
-                    m_summary.metric = r.metric();
+                    note_refusal(r);
+                    if constexpr (requires { r.describe(); })
+                        m_summary.refusal = r.describe();
                     finish(call_status::exceeds_capacity, now);
                     continue;
+                }
+                if constexpr (requires { r.slot(); }) {
+                    // No free slot: wait until one is released (no time is known), up to the
+                    // deadline; at the deadline itself, give up.
+                    if (const slot_ticket t = r.slot()) {
+                        if (t.released())
+                            continue; // one was released since: ask again now
+                        if (now >= m_options.deadline) {
+                            note_refusal(r);
+                            finish(call_status::deadline, now);
+                            continue;
+                        }
+                        return {action::wait, m_options.deadline, t};
+                    }
                 }
                 if (r.status() == acquire_status::denied) {
                     // Regular traffic behind others: ask again at ready_at. Past the
                     // deadline (or a priority wait beyond it): give up now, not then.
                     if (r.ready_at() > m_options.deadline) {
-                        m_summary.metric = r.metric();
+                        note_refusal(r);
                         finish(call_status::deadline, now);
                         continue;
                     }
@@ -350,7 +379,7 @@ public:
         // What the settlement gives back (measured: time or a limit change may have restored
         // part of the surplus already), so that adaptation judges demand as before it.
         std::array<std::uint64_t, metrics_type::size> given_back{};
-        if (usage && m_options.adaptive != nullptr) {
+        if (usage && (m_options.adaptive != nullptr || path_learns)) {
             const auto before = m_gov->availability();
             m_reservation->commit(*usage);
             const auto after = m_gov->availability();
@@ -438,6 +467,20 @@ public:
 private:
     enum class phase : std::uint8_t { acquire, holding, sending, backoff, done };
 
+    /// Whether the governor routes feedback itself (a `path`: to each level).
+    static constexpr bool path_learns =
+        requires(Governor & g, const feedback_type& fb, time_point t,
+                 const std::array<std::uint64_t, metrics_type::size>& back, const cost_type& c) {
+        g.learn(fb, t, back, c);
+    };
+
+    template <class Reservation>
+    void note_refusal(const Reservation& r) noexcept {
+        m_summary.metric = r.metric();
+        if constexpr (requires { r.level(); })
+            m_summary.level = r.level();
+    }
+
     void settle_as(settle how) noexcept {
         if (!m_reservation)
             return;
@@ -465,6 +508,18 @@ private:
     /// Applies the response's feedback to the limits.
     void learn(feedback::outcome kind,
                const std::array<std::uint64_t, metrics_type::size>& given_back = {}) noexcept {
+        if constexpr (path_learns) {
+            // Each level learns what concerns it, with its own adaptive limits.
+            static_cast<void>(kind);
+            m_gov->learn(m_feedback, m_sent_at, given_back, m_estimate);
+        } else {
+            learn_here(kind, given_back);
+        }
+    }
+
+    /// `learn` for a governor: its adaptive limits (if any) or its buckets.
+    void learn_here(feedback::outcome kind,
+                    const std::array<std::uint64_t, metrics_type::size>& given_back) noexcept {
         adaptive_limits<Governor>* ad = m_options.adaptive;
         if (ad != nullptr)
             ad->on_response(m_feedback, m_sent_at, given_back);
@@ -556,7 +611,10 @@ typename Governor::metrics_type,
         if (s.what == action::done)
             break;
         if (s.what == action::wait) {
-            static_cast<void>(sleep_until(gov.clock(), s.until, stop));
+            if (s.slot) // no in-flight slot: until one is released or `until`
+                static_cast<void>(s.slot.wait(gov.clock(), s.until, stop));
+            else
+                static_cast<void>(sleep_until(gov.clock(), s.until, stop));
             continue;
         }
         out.response.reset(); // the response is always the last attempt's, or none

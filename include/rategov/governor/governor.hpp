@@ -47,6 +47,9 @@ struct governor_result {
 template <class Governor, class DropPolicy>
 class reservation;
 
+template <class... Levels>
+class path;
+
 /// Who is asking, when a governor keeps part of its limits for priority traffic (see
 /// `governor::set_priority_headroom`).
 ///
@@ -61,6 +64,18 @@ class reservation;
 ///   both. Without priority traffic, regular traffic still gets the full rate: only its
 ///   burst is smaller by the headroom.
 enum class traffic_class : std::uint8_t { regular, priority };
+
+namespace detail {
+/// A priority headroom share in 1/65536 (rounded down: the regular part is never smaller
+/// than the limit × (1 − share)). \throws config_error naming `who` unless 0 ≤ share < 1.
+[[nodiscard]] inline std::uint32_t headroom_fixed(double share, const char* who) {
+    if (!(share >= 0.0 && share < 1.0))
+        throw_config_error(std::string(who) + ": share " + std::to_string(share) +
+                           " is not within [0, 1)");
+    const auto k = static_cast<std::uint32_t>(share * 65536.0);
+    return k < 65535 ? k : 65535;
+}
+} // namespace detail
 
 /// Drop policy (default): a reservation dropped without `commit` or `cancel` is cancelled —
 /// its tokens are refunded, as for a request that was never sent.
@@ -190,18 +205,9 @@ public:
         // The word each metric's grant replaced, for a rollback (its receipt is rebuilt from
         // it only then: carrying whole receipts costs the hot path a third).
         std::array<std::uint64_t, N> prior{};
-        for (std::size_t i = 0; i < N; ++i) {
-            if (c[i] == 0)
-                continue;
-            const auto d = st().buckets[i].take(
-                st().words[i].value, c[i], tau,
-                [&](std::uint64_t p, std::uint64_t, std::uint64_t) { prior[i] = p; },
-                keep_of(i, who));
-            if (d.status != acquire_status::granted) {
-                roll_back(c, prior, i, tau);
-                return refusal(c, i, {d.status, d.ready}, tau, who);
-            }
-        }
+        const step d = take_all(c, tau, who, prior);
+        if (d.status != acquire_status::granted)
+            return refusal(c, d.metric, {d.status, d.ready}, tau, who);
         return {acquire_status::granted, at, N};
     }
 
@@ -225,73 +231,17 @@ public:
     reserve_at(const cost_type& c, time_point at, duration max_wait = duration::max(),
                traffic_class who = traffic_class::priority) noexcept {
         const std::uint64_t tau = this->tick_of(at);
-        const std::uint64_t wait = base::ticks_of(max_wait);
-        // The common ready tick: what each metric would need, read without taking anything.
-        std::uint64_t ready = tau;
-        std::size_t bottleneck = N; // the metric that sets the ready tick, for a refusal
-        std::uint64_t admit = tau;  // regular traffic: when it may join every queue
-        std::size_t blocker = N;
-        for (std::size_t i = 0; i < N; ++i) {
-            if (c[i] == 0)
-                continue;
-            const std::uint64_t keep = keep_of(i, who);
-            const detail::tick_result p =
-                st().buckets[i].peek(st().words[i].value, c[i], tau, keep);
-            if (p.status == acquire_status::exceeds_capacity)
-                return reservation_type(*this, c, p.status, time_point::max(), i, {});
-            if (who == traffic_class::regular) {
-                const detail::tick_result q =
-                    st().buckets[i].admission(st().words[i].value, keep, tau);
-                if (q.status != acquire_status::granted && q.ready > admit) {
-                    admit = q.ready;
-                    blocker = i;
-                }
-            }
-            if (p.status == acquire_status::denied && p.ready > ready) {
-                ready = p.ready;
-                bottleneck = i;
-            }
-        }
-        if (blocker < N)
-            return reservation_type(*this, c, acquire_status::denied, this->time_of(admit), blocker,
-                                    {});
-        // Take every metric at that tick. If another caller moved one metric later meanwhile,
-        // that metric stays where it is (at the later tick) and only the metrics placed
-        // before it are placed again: a single metric never retries.
+        const step p = plan(c, tau, who);
+        if (p.status == acquire_status::exceeds_capacity)
+            return reservation_type(*this, c, p.status, time_point::max(), p.metric, {});
+        if (p.status == acquire_status::denied) // regular traffic behind others
+            return reservation_type(*this, c, p.status, this->time_of(p.ready), p.metric, {});
         receipts taken{};
-        std::array<std::uint64_t, N> placed_at{}; // 0: not placed
-        for (;;) {
-            bool moved = false;
-            for (std::size_t i = 0; i < N; ++i) {
-                if (c[i] == 0 || placed_at[i] == ready + 1)
-                    continue;
-                if (placed_at[i] != 0)
-                    undo(i, taken[i], c[i]); // placed at an earlier tick: place again
-                // Regular traffic is admitted on the very word it swaps: a check on an
-                // earlier snapshot would let racing regular requests all join the queue.
-                const detail::tick_result r =
-                    st().buckets[i].reserve(st().words[i].value, c[i], tau, wait, ready,
-                                            keep_of(i, who), who == traffic_class::regular);
-                if (r.status != acquire_status::granted) {
-                    taken[i] = {}; // undone above, or never taken
-                    give_back(c, taken);
-                    const std::size_t which =
-                        r.status == acquire_status::denied && bottleneck < N ? bottleneck : i;
-                    return reservation_type(*this, c, r.status, this->time_of(r.ready), which, {});
-                }
-                taken[i] = r.taken;
-                placed_at[i] = r.ready + 1;
-                if (r.ready > ready) {
-                    ready = r.ready;
-                    bottleneck = i;
-                    moved = true;
-                    break;
-                }
-            }
-            if (!moved)
-                return reservation_type(*this, c, acquire_status::granted,
-                                        ready == tau ? at : this->time_of(ready), N, taken);
-        }
+        const step r = place(c, tau, base::ticks_of(max_wait), p.ready, p.metric, who, taken);
+        if (r.status != acquire_status::granted)
+            return reservation_type(*this, c, r.status, this->time_of(r.ready), r.metric, {});
+        return reservation_type(*this, c, acquire_status::granted,
+                                r.ready == tau ? at : this->time_of(r.ready), N, taken);
     }
 
     /// Gives `c` back without receipts (the bucket of each metric never exceeds its burst):
@@ -419,6 +369,116 @@ public:
     using base::now;
 
 private:
+    template <class... Levels>
+    friend class path;
+
+    /// A decision in tick space and the metric that made it (N: none).
+    struct step {
+        acquire_status status;
+        std::uint64_t ready;
+        std::size_t metric;
+    };
+
+    /// Takes `c` at τ, metric by metric, recording in `prior` the word each grant replaced;
+    /// on a refusal gives back what it took and names the metric that refused.
+    [[nodiscard]] RATEGOV_ALWAYS_INLINE step
+    take_all(const cost_type& c, std::uint64_t tau, traffic_class who,
+             std::array<std::uint64_t, N>& prior) noexcept {
+        for (std::size_t i = 0; i < N; ++i) {
+            if (c[i] == 0)
+                continue;
+            const auto d = st().buckets[i].take(
+                st().words[i].value, c[i], tau,
+                [&](std::uint64_t p, std::uint64_t, std::uint64_t) { prior[i] = p; },
+                keep_of(i, who));
+            if (d.status != acquire_status::granted) {
+                roll_back(c, prior, i, tau);
+                return {d.status, d.ready, i};
+            }
+        }
+        return {acquire_status::granted, tau, N};
+    }
+
+    /// What `reserve` would need, read without taking anything: `exceeds_capacity` (metric:
+    /// which); for regular traffic queued behind others, `denied` with the tick to ask again
+    /// (metric: which queue); else `granted` with the common ready tick — the latest any
+    /// metric needs — and the metric that sets it (N: none waits).
+    [[nodiscard]] step plan(const cost_type& c, std::uint64_t tau,
+                            traffic_class who) const noexcept {
+        std::uint64_t ready = tau;
+        std::size_t bottleneck = N; // the metric that sets the ready tick, for a refusal
+        std::uint64_t admit = tau;  // regular traffic: when it may join every queue
+        std::size_t blocker = N;
+        for (std::size_t i = 0; i < N; ++i) {
+            if (c[i] == 0)
+                continue;
+            const std::uint64_t keep = keep_of(i, who);
+            const detail::tick_result p =
+                st().buckets[i].peek(st().words[i].value, c[i], tau, keep);
+            if (p.status == acquire_status::exceeds_capacity)
+                return {p.status, detail::tick_max, i};
+            if (who == traffic_class::regular) {
+                const detail::tick_result q =
+                    st().buckets[i].admission(st().words[i].value, keep, tau);
+                if (q.status != acquire_status::granted && q.ready > admit) {
+                    admit = q.ready;
+                    blocker = i;
+                }
+            }
+            if (p.status == acquire_status::denied && p.ready > ready) {
+                ready = p.ready;
+                bottleneck = i;
+            }
+        }
+        if (blocker < N)
+            return {acquire_status::denied, admit, blocker};
+        return {acquire_status::granted, ready, bottleneck};
+    }
+
+    /// Takes every metric of `c` at the tick `ready` (≥ τ) or, if another caller moved one
+    /// later meanwhile, at that later tick: that metric stays where it is and only the
+    /// metrics placed before it are placed again (a single metric never retries). Returns
+    /// the tick all are placed at, with `taken` their receipts; or a refusal (nothing
+    /// taken): `denied` beyond `wait` ticks after τ — `metric` is the bottleneck — or
+    /// `exceeds_capacity`.
+    [[nodiscard]] step place(const cost_type& c, std::uint64_t tau, std::uint64_t wait,
+                             std::uint64_t ready, std::size_t bottleneck, traffic_class who,
+                             receipts& taken) noexcept {
+        std::array<std::uint64_t, N> placed_at{}; // 0: not placed
+        for (;;) {
+            bool moved = false;
+            for (std::size_t i = 0; i < N; ++i) {
+                if (c[i] == 0 || placed_at[i] == ready + 1)
+                    continue;
+                if (placed_at[i] != 0)
+                    undo(i, taken[i], c[i]); // placed at an earlier tick: place again
+                // Regular traffic is admitted on the very word it swaps: a check on an
+                // earlier snapshot would let racing regular requests all join the queue.
+                const detail::tick_result r =
+                    st().buckets[i].reserve(st().words[i].value, c[i], tau, wait, ready,
+                                            keep_of(i, who), who == traffic_class::regular);
+                if (r.status != acquire_status::granted) {
+                    taken[i] = {}; // undone above, or never taken
+                    give_back(c, taken);
+                    taken = {};
+                    const std::size_t which =
+                        r.status == acquire_status::denied && bottleneck < N ? bottleneck : i;
+                    return {r.status, r.ready, which};
+                }
+                taken[i] = r.taken;
+                placed_at[i] = r.ready + 1;
+                if (r.ready > ready) {
+                    ready = r.ready;
+                    bottleneck = i;
+                    moved = true;
+                    break;
+                }
+            }
+            if (!moved)
+                return {acquire_status::granted, ready, N};
+        }
+    }
+
     /// Metric i's headroom for `who`, in 1/65536 of its burst (0 for priority traffic).
     [[nodiscard]] RATEGOV_ALWAYS_INLINE std::uint64_t keep_of(std::size_t i,
                                                               traffic_class who) const noexcept {
@@ -426,12 +486,7 @@ private:
         return who == traffic_class::regular ? st().keep[i].load(std::memory_order_relaxed) : 0;
     }
     [[nodiscard]] static std::uint32_t headroom_fixed(double share) {
-        if (!(share >= 0.0 && share < 1.0))
-            detail::throw_config_error("governor::set_priority_headroom: share " +
-                                       std::to_string(share) + " is not within [0, 1)");
-        // Rounded down: the regular part is never smaller than burst × (1 − share).
-        const auto k = static_cast<std::uint32_t>(share * 65536.0);
-        return k < 65535 ? k : 65535;
+        return detail::headroom_fixed(share, "governor::set_priority_headroom");
     }
 
     template <class F>
@@ -457,22 +512,33 @@ private:
                              [this] { return this->tick_of(this->now()); });
     }
 
+    /// The earliest tick at which every metric could grant its part of `c` (read, nothing
+    /// taken): `granted` at τ, `denied` with that tick, or `exceeds_capacity` and which.
+    [[nodiscard]] step earliest(const cost_type& c, std::uint64_t tau,
+                                traffic_class who) const noexcept {
+        step out{acquire_status::granted, tau, N};
+        for (std::size_t j = 0; j < N; ++j) {
+            if (c[j] == 0)
+                continue;
+            const detail::tick_result p =
+                st().buckets[j].peek(st().words[j].value, c[j], tau, keep_of(j, who));
+            if (p.status == acquire_status::exceeds_capacity)
+                return {p.status, detail::tick_max, j};
+            if (p.status == acquire_status::denied && p.ready >= out.ready)
+                out = {acquire_status::denied, p.ready, j};
+        }
+        return out;
+    }
+
     /// The refusal for metric i, with the earliest time at which all metrics could grant.
     [[nodiscard]] result refusal(const cost_type& c, std::size_t i, detail::tick_result r,
                                  std::uint64_t tau, traffic_class who) const noexcept {
         if (r.status == acquire_status::exceeds_capacity)
             return {r.status, time_point::max(), i};
-        std::uint64_t ready = r.ready;
-        for (std::size_t j = 0; j < N; ++j) {
-            if (j == i || c[j] == 0)
-                continue;
-            const detail::tick_result p =
-                st().buckets[j].peek(st().words[j].value, c[j], tau, keep_of(j, who));
-            if (p.status == acquire_status::exceeds_capacity)
-                return {p.status, time_point::max(), j};
-            ready = ready > p.ready ? ready : p.ready;
-        }
-        return {acquire_status::denied, this->time_of(ready), i};
+        const step e = earliest(c, tau, who);
+        if (e.status == acquire_status::exceeds_capacity)
+            return {e.status, time_point::max(), e.metric};
+        return {acquire_status::denied, this->time_of(std::max(r.ready, e.ready)), i};
     }
 
     using word = detail::gcra::word;

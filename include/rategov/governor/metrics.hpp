@@ -5,6 +5,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <type_traits>
 
 #include <rategov/config.hpp>
@@ -12,14 +14,40 @@
 RATEGOV_NAMESPACE_BEGIN
 
 /// Ready-made metric tags for LLM APIs; any empty struct of your own works as a tag too.
+///
+/// A tag may name itself for messages (`static constexpr std::string_view name`), as these
+/// do; a refusal then reads "prompt tokens: 1200000 exceed the model's burst of 900000"
+/// rather than "metric 1: …".
 namespace metric {
-struct requests {};        ///< requests (calls) per period
-struct total_prompt {};    ///< prompt tokens, cached and uncached
-struct uncached_prompt {}; ///< prompt tokens not served from the provider's cache
-struct generated {};       ///< generated (output) tokens
+/// Requests (calls) per period.
+struct requests {
+    static constexpr std::string_view name = "requests"; ///< for messages
+};
+/// Prompt tokens, cached and uncached.
+struct total_prompt {
+    static constexpr std::string_view name = "prompt tokens"; ///< for messages
+};
+/// Prompt tokens not served from the provider's cache.
+struct uncached_prompt {
+    static constexpr std::string_view name = "uncached prompt tokens"; ///< for messages
+};
+/// Generated (output) tokens.
+struct generated {
+    static constexpr std::string_view name = "generated tokens"; ///< for messages
+};
 /// Requests started, as a metric of their own. In a governor it refills over time like the
-/// others (a rate of starts, not a cap on requests in flight).
-struct concurrent {};
+/// others (a rate of starts, not a cap on requests in flight: that is `in_flight`).
+struct concurrent {
+    static constexpr std::string_view name = "requests started"; ///< for messages
+};
+/// Requests in flight: a cap, not a rate. A `rategov::level` whose metrics list it holds a
+/// counting semaphore for it (limit `rategov::at_most(n)`): a request takes its slots with
+/// the rest of its cost, all or nothing, and gives them back exactly once, when its
+/// reservation is settled — committed, cancelled or dropped. A request's amount of it is
+/// the number of slots it holds (0 counts as 1: every request is in flight).
+struct in_flight {
+    static constexpr std::string_view name = "requests in flight"; ///< for messages
+};
 } // namespace metric
 
 namespace detail {
@@ -64,6 +92,88 @@ struct metrics {
     template <class Tag>
     static constexpr std::size_t index_of = detail::index_of_v<Tag, Tags...>;
 };
+
+/// A tag's name for messages: its `name` member if it has one, else "metric".
+template <class Tag>
+[[nodiscard]] constexpr std::string_view metric_name() noexcept {
+    if constexpr (requires { std::string_view(Tag::name); })
+        return Tag::name;
+    else
+        return "metric";
+}
+
+namespace detail {
+template <class... Ts>
+struct type_list {};
+template <class List, class Tag>
+struct add_tag;
+template <class... Ts, class Tag>
+struct add_tag<type_list<Ts...>, Tag> {
+    using type = std::conditional_t<(std::is_same_v<Tag, Ts> || ...), type_list<Ts...>,
+                                    type_list<Ts..., Tag>>;
+};
+template <class... Ts>
+struct add_tag<type_list<Ts...>, void> {
+    using type = type_list<Ts...>;
+};
+template <class List, class... Tags>
+struct add_tags {
+    using type = List;
+};
+template <class List, class Tag, class... Tags>
+struct add_tags<List, Tag, Tags...> {
+    using type = typename add_tags<typename add_tag<List, Tag>::type, Tags...>::type;
+};
+template <class List, class M>
+struct add_metrics;
+template <class List, class... Tags>
+struct add_metrics<List, metrics<Tags...>> {
+    using type = typename add_tags<List, Tags...>::type;
+};
+template <class List, class... Ms>
+struct union_list {
+    using type = List;
+};
+template <class List, class M, class... Ms>
+struct union_list<List, M, Ms...> {
+    using type = typename union_list<typename add_metrics<List, M>::type, Ms...>::type;
+};
+template <class List>
+struct as_metrics;
+template <class... Ts>
+struct as_metrics<type_list<Ts...>> {
+    using type = metrics<Ts...>;
+};
+/// The tags of `M` other than `Drop`, as a `type_list` (which may be empty).
+template <class M, class Drop>
+struct without_tag;
+template <class... Tags, class Drop>
+struct without_tag<metrics<Tags...>, Drop> {
+    using type =
+        typename add_tags<type_list<>,
+                          std::conditional_t<std::is_same_v<Tags, Drop>, void, Tags>...>::type;
+};
+template <class M>
+struct index_map;
+template <class... Tags>
+struct index_map<metrics<Tags...>> {
+    /// Where each of `Tags` sits in `To`.
+    template <class To>
+    static constexpr std::array<std::size_t, sizeof...(Tags)> in = {To::template index_of<Tags>...};
+};
+template <class M>
+struct names_of;
+template <class... Tags>
+struct names_of<metrics<Tags...>> {
+    static constexpr std::array<std::string_view, sizeof...(Tags)> value = {metric_name<Tags>()...};
+};
+} // namespace detail
+
+/// The metrics of several lists, each tag once, in the order of first appearance:
+/// `metrics_union_t<metrics<A, B>, metrics<B, C>>` is `metrics<A, B, C>`.
+template <class... Ms>
+using metrics_union_t = typename detail::as_metrics<
+    typename detail::union_list<detail::type_list<>, Ms...>::type>::type;
 
 namespace detail {
 template <class M, class Tag>

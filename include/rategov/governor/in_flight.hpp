@@ -1,0 +1,252 @@
+/// \file
+/// A cap on requests in flight: `in_flight_cap` (the limit, `at_most(n)`) and
+/// `in_flight_slots` (the counting semaphore a `level` keeps for `metric::in_flight`), with
+/// the waits that end when a slot frees.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <string>
+
+#include <rategov/bucket/result.hpp>
+#include <rategov/clock/clock.hpp>
+#include <rategov/config.hpp>
+#include <rategov/governor/governor.hpp>
+
+RATEGOV_NAMESPACE_BEGIN
+
+/// The limit of `metric::in_flight`: at most `slots()` requests at once. Made by `at_most`.
+class in_flight_cap {
+public:
+    /// Largest cap: 2^31 slots.
+    static constexpr std::uint64_t max_slots = std::uint64_t{1} << 31;
+
+    /// At most `n` requests in flight (1 ≤ n ≤ 2^31).
+    /// \throws config_error naming `n` otherwise.
+    explicit in_flight_cap(std::uint64_t n)
+        : m_slots(n) {
+        if (n == 0 || n > max_slots)
+            detail::throw_config_error("at_most(" + std::to_string(n) +
+                                       "): an in-flight cap must be between 1 and 2^31 slots");
+    }
+    /// The number of slots.
+    [[nodiscard]] std::uint64_t slots() const noexcept { return m_slots; }
+    /// Equal when the slots are.
+    friend bool operator==(const in_flight_cap&, const in_flight_cap&) = default;
+
+private:
+    std::uint64_t m_slots;
+};
+
+/// At most `n` requests in flight: the limit of `metric::in_flight` in a `level`.
+/// \throws config_error unless 1 ≤ n ≤ 2^31.
+/// \code
+/// rategov::level<rategov::metrics<rategov::metric::generated, rategov::metric::in_flight>>
+///     model(rategov::per_minute(36'000), rategov::at_most(64));
+/// \endcode
+[[nodiscard]] inline in_flight_cap at_most(std::uint64_t n) {
+    return in_flight_cap(n);
+}
+
+/// Told after every release of a slot (see `in_flight_slots::listen`): an event loop posts
+/// itself a wake-up, then lets the calls waiting for a slot ask again.
+class release_listener {
+public:
+    /// Called on the releasing thread, after the slot is free. Keep it short; never throw.
+    virtual void on_release() noexcept = 0;
+
+protected:
+    release_listener() = default;
+    release_listener(const release_listener&) = default;
+    release_listener& operator=(const release_listener&) = default;
+    ~release_listener() = default;
+};
+
+/// A counting semaphore for requests in flight: lock-free `try_take` and `release`, and
+/// waits that end when a slot frees (blocking, on a condition variable that a release
+/// notifies only when someone waits) or a listener told of each release (for event loops).
+///
+/// Taking never waits: a request that finds no slot is refused at once, with a
+/// `slot_ticket` to wait on. A release wakes every waiter; each asks again (the first to ask
+/// gets the slot; there is no queue).
+class alignas(RATEGOV_CACHE_LINE) in_flight_slots {
+public:
+    /// A semaphore with `cap.slots()` slots, all free.
+    explicit in_flight_slots(in_flight_cap cap) noexcept
+        : m_limit(cap.slots()) {}
+    in_flight_slots(const in_flight_slots&) = delete;
+    in_flight_slots& operator=(const in_flight_slots&) = delete;
+
+    /// Takes `n` slots if they are free; `traffic_class::regular` must leave the priority
+    /// headroom free. Lock-free, never waits. `exceeds_capacity` when `n` is more than the
+    /// cap (less the headroom, for regular traffic) could ever hold.
+    [[nodiscard]] acquire_status try_take(std::uint64_t n,
+                                          traffic_class who = traffic_class::priority) noexcept {
+        // relaxed: a setting, not a publication; a request may see the old or the new share.
+        const std::uint64_t keep =
+            who == traffic_class::regular ? m_keep.load(std::memory_order_relaxed) : 0;
+        // seq_cst: pairs with `release` and the waiters (see `wait_for_release`): a take that
+        // fails after a ticket's generation was read is ordered before the release that
+        // frees a slot, so that release's new generation ends the ticket's wait.
+        const std::uint64_t allowed = allowed_of(m_limit.load(std::memory_order_seq_cst), keep);
+        if (n > allowed)
+            return acquire_status::exceeds_capacity;
+        std::uint64_t used = m_used.load(std::memory_order_seq_cst);
+        do {
+            if (used + n > allowed)
+                return acquire_status::denied;
+        } while (!m_used.compare_exchange_weak(used, used + n, std::memory_order_seq_cst));
+        return acquire_status::granted;
+    }
+
+    /// Gives back `n` slots taken by `try_take` (exactly once per take: the caller keeps
+    /// count), then wakes the waiters and tells the listener.
+    void release(std::uint64_t n) noexcept {
+        if (n == 0)
+            return;
+        m_used.fetch_sub(n, std::memory_order_seq_cst);
+        announce();
+    }
+
+    /// Changes the cap. Slots in use above a lowered cap stay in use (nothing is revoked);
+    /// new takes wait until enough are released. A raised cap wakes the waiters.
+    void set_limit(in_flight_cap cap) noexcept {
+        m_limit.store(cap.slots(), std::memory_order_seq_cst);
+        announce();
+    }
+
+    /// Keeps `share` of the cap for priority traffic: regular requests may hold only the
+    /// rest (rounded down). Thread-safe; takes effect for the next take.
+    /// \throws config_error unless 0 ≤ share < 1.
+    void set_priority_headroom(double share) {
+        m_keep.store(detail::headroom_fixed(share, "in_flight_slots::set_priority_headroom"),
+                     std::memory_order_relaxed);
+    }
+    /// The share of the cap kept for priority traffic (to 1/65536).
+    [[nodiscard]] double priority_headroom() const noexcept {
+        return m_keep.load(std::memory_order_relaxed) / 65536.0;
+    }
+
+    /// Slots in use now.
+    [[nodiscard]] std::uint64_t in_use() const noexcept {
+        return m_used.load(std::memory_order_relaxed);
+    }
+    /// The cap in force.
+    [[nodiscard]] std::uint64_t limit() const noexcept {
+        return m_limit.load(std::memory_order_relaxed);
+    }
+    /// Slots free now (0 when the cap was lowered below the slots in use).
+    [[nodiscard]] std::uint64_t available() const noexcept {
+        const std::uint64_t l = limit(), u = in_use();
+        return u < l ? l - u : 0;
+    }
+
+    /// A number that changes at every release (and raise of the cap). Read it before a
+    /// `try_take` that may fail, and wait with it: a wait on a value read before the take
+    /// ends at the first release after the take, never misses one.
+    [[nodiscard]] std::uint32_t generation() const noexcept {
+        return m_generation.load(std::memory_order_seq_cst);
+    }
+
+    /// Blocks until the generation differs from `seen` (true: a slot was released since; ask
+    /// again), or until `clock` reads `until` or `stop` is requested (false). A release
+    /// wakes the wait at once. On a real clock it waits for the time that remains; on a
+    /// clock with its own `sleep_until` (virtual time) it checks that clock every
+    /// millisecond of real time, since only a release or another thread moves it.
+    template <class C>
+    bool wait_for_release(std::uint32_t seen, const C& clock, typename C::time_point until,
+                          std::stop_token stop = {}) const {
+        static_assert(check_clock<C>());
+        const auto released = [&] { return generation() != seen; };
+        if (released())
+            return true;
+        std::unique_lock lock(m_mutex);
+        // seq_cst: a releaser increments the generation, then reads this count; we count
+        // ourselves, then read the generation. One of us sees the other.
+        m_waiters.fetch_add(1, std::memory_order_seq_cst);
+        struct leave {
+            const in_flight_slots& s;
+            ~leave() { s.m_waiters.fetch_sub(1, std::memory_order_seq_cst); }
+        } const guard{*this};
+        for (;;) {
+            if (released())
+                return true;
+            if (stop.stop_requested())
+                return false;
+            const auto now = clock.now();
+            if (now >= until)
+                return false;
+            std::chrono::nanoseconds slice = std::chrono::milliseconds(1);
+            if constexpr (!clock_has_sleep<C>) {
+                slice = std::chrono::hours(1);
+                if (until - now < std::chrono::duration_cast<typename C::duration>(slice))
+                    slice = std::chrono::ceil<std::chrono::nanoseconds>(until - now);
+            }
+            if (m_cv.wait_for(lock, stop, slice, released))
+                return true;
+        }
+    }
+
+    /// Tells `l` of every release from now on (nullptr: nobody). `l` must outlive its
+    /// registration and any release running while it is replaced: set it once, for the
+    /// lifetime of the event loop that listens.
+    void listen(release_listener* l) noexcept { m_listener.store(l, std::memory_order_release); }
+
+private:
+    [[nodiscard]] static std::uint64_t allowed_of(std::uint64_t limit,
+                                                  std::uint64_t keep) noexcept {
+        // Rounded down: regular traffic may use at least limit × (1 − share), at least 0.
+        return keep == 0 ? limit : limit - std::min(limit, (limit * keep + 65535) >> 16);
+    }
+
+    void announce() noexcept {
+        m_generation.fetch_add(1, std::memory_order_seq_cst);
+        if (m_waiters.load(std::memory_order_seq_cst) != 0) {
+            // Taking the mutex orders this notification after a waiter's check of the
+            // generation, or before its wait: none sleeps through it.
+            { const std::lock_guard<std::mutex> g(m_mutex); }
+            m_cv.notify_all();
+        }
+        // acquire: pairs with `listen`'s release, so the listener is seen constructed.
+        if (release_listener* l = m_listener.load(std::memory_order_acquire))
+            l->on_release();
+    }
+
+    std::atomic<std::uint64_t> m_used{0};
+    std::atomic<std::uint64_t> m_limit;
+    std::atomic<std::uint32_t> m_keep{0}; // priority headroom, 1/65536 of the cap
+    std::atomic<std::uint32_t> m_generation{0};
+    mutable std::atomic<std::uint32_t> m_waiters{0};
+    std::atomic<release_listener*> m_listener{nullptr};
+    mutable std::mutex m_mutex;
+    mutable std::condition_variable_any m_cv;
+};
+
+/// What a request refused for want of a slot may wait on: the semaphore that refused it and
+/// its generation read before the attempt. Empty (false) for any other refusal.
+struct slot_ticket {
+    /// The semaphore that had no slot (nullptr: not a slot refusal).
+    const in_flight_slots* slots = nullptr;
+    /// Its generation before the attempt.
+    std::uint32_t seen = 0;
+
+    /// Whether this is a slot refusal.
+    [[nodiscard]] explicit operator bool() const noexcept { return slots != nullptr; }
+    /// Whether a slot was released since the attempt (then ask again now).
+    [[nodiscard]] bool released() const noexcept {
+        return slots != nullptr && slots->generation() != seen;
+    }
+    /// Blocks until a slot is released since the attempt (true), `until` passes on `clock` or
+    /// `stop` is requested (false). See `in_flight_slots::wait_for_release`.
+    template <class C>
+    bool wait(const C& clock, typename C::time_point until, std::stop_token stop = {}) const {
+        return slots == nullptr || slots->wait_for_release(seen, clock, until, std::move(stop));
+    }
+};
+
+RATEGOV_NAMESPACE_END
