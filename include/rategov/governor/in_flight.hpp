@@ -132,6 +132,13 @@ public:
         return m_keep.load(std::memory_order_relaxed) / 65536.0;
     }
 
+    /// The most slots `who` may hold at once: the cap, less the priority headroom for
+    /// regular traffic.
+    [[nodiscard]] std::uint64_t allowed(traffic_class who) const noexcept {
+        return allowed_of(
+            limit(), who == traffic_class::regular ? m_keep.load(std::memory_order_relaxed) : 0);
+    }
+
     /// Slots in use now.
     [[nodiscard]] std::uint64_t in_use() const noexcept {
         return m_used.load(std::memory_order_relaxed);
@@ -157,7 +164,12 @@ public:
     /// again), or until `clock` reads `until` or `stop` is requested (false). A release
     /// wakes the wait at once. On a real clock it waits for the time that remains; on a
     /// clock with its own `sleep_until` (virtual time) it checks that clock every
-    /// millisecond of real time, since only a release or another thread moves it.
+    /// millisecond of real time, since only a release or another thread moves it — except
+    /// on a clock whose waits move the time themselves (`advances_on_wait()`, a manual
+    /// clock in `wait_mode::advance`, for single-threaded tests): there nothing else can
+    /// release a slot, so a wait with a deadline moves the time to it and ends. A wait with
+    /// no deadline for a slot that only its own thread could release waits for ever, as a
+    /// semaphore would.
     template <class C>
     bool wait_for_release(std::uint32_t seen, const C& clock, typename C::time_point until,
                           std::stop_token stop = {}) const {
@@ -165,6 +177,12 @@ public:
         const auto released = [&] { return generation() != seen; };
         if (released())
             return true;
+        if constexpr (requires { clock.advances_on_wait(); }) {
+            if (clock.advances_on_wait() && until != C::time_point::max()) {
+                static_cast<void>(rategov::sleep_until(clock, until, std::move(stop)));
+                return released();
+            }
+        }
         std::unique_lock lock(m_mutex);
         // seq_cst: a releaser increments the generation, then reads this count; we count
         // ourselves, then read the generation. One of us sees the other.

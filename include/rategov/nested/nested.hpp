@@ -704,12 +704,7 @@ private:
                 out.release_slots();
                 out.m_status = st;
                 out.m_ready_at = time_point::max();
-                const std::uint64_t cap = s.limit();
-                out.m_refusal = {K, in_flight_index, out.m_slots,
-                                 who == traffic_class::regular
-                                     ? cap - std::min(cap, static_cast<std::uint64_t>(
-                                                               s.priority_headroom() * cap + 0.999))
-                                     : cap,
+                out.m_refusal = {K, in_flight_index, out.m_slots, s.allowed(who),
                                  st == acquire_status::denied ? slot_ticket{&s, seen}
                                                               : slot_ticket{}};
                 return false;
@@ -726,16 +721,13 @@ private:
         const std::size_t local = m < rate_map<K>.size() ? m : 0;
         const std::size_t u = rate_map<K>[local];
         const std::uint64_t burst = rates<K>().limit(local).burst();
-        const double share = rates<K>().priority_headroom(local);
-        out.m_refusal = {K,
-                         u,
-                         c[u],
-                         who == traffic_class::regular && share > 0
-                             ? burst -
-                                   std::min(burst, static_cast<std::uint64_t>(
-                                                       static_cast<double>(burst) * share + 0.999))
-                             : burst,
-                         {}};
+        // Regular traffic may use the burst less the headroom (keep/65536 of it, rounded up).
+        const auto keep =
+            who == traffic_class::regular
+                ? static_cast<std::uint64_t>(rates<K>().priority_headroom(local) * 65536.0)
+                : 0;
+        const std::uint64_t kept = burst / 65536 * keep + ((burst % 65536) * keep + 65535) / 65536;
+        out.m_refusal = {K, u, c[u], burst - std::min(burst, kept), {}};
     }
     /// The same for the level k found at run time.
     template <class Result>

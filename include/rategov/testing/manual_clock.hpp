@@ -134,6 +134,11 @@ public:
     void set_wait_mode(wait_mode mode) const {
         m_time->mode.store(mode, std::memory_order_relaxed);
     }
+    /// Whether a wait moves the time itself (`wait_mode::advance`): then a wait for
+    /// something only another thread could do (a slot's release) ends at its deadline.
+    [[nodiscard]] bool advances_on_wait() const noexcept {
+        return m_time->mode.load(std::memory_order_relaxed) == wait_mode::advance;
+    }
 
     /// The wait policy paired with this clock (used by `rategov::sleep_until`): with
     /// `wait_mode::advance` it moves the time to `tp`; with `wait_mode::block` it blocks
@@ -181,6 +186,10 @@ public:
     /// Chooses what `sleep_until` does; see `wait_mode`.
     static void set_wait_mode(wait_mode mode) {
         time().mode.store(mode, std::memory_order_relaxed);
+    }
+    /// Whether a wait moves the time itself (`wait_mode::advance`).
+    [[nodiscard]] static bool advances_on_wait() noexcept {
+        return time().mode.load(std::memory_order_relaxed) == wait_mode::advance;
     }
     /// As `manual_clock::sleep_until`: with `wait_mode::advance` moves the time forward to
     /// `tp`; with `wait_mode::block` blocks until another thread has. Never sleeps for real.
