@@ -90,17 +90,19 @@ public:
         // relaxed: a setting, not a publication; a request may see the old or the new share.
         const std::uint64_t keep =
             who == traffic_class::regular ? m_keep.load(std::memory_order_relaxed) : 0;
-        // seq_cst: pairs with `release` and the waiters (see `wait_for_release`): a take that
-        // fails after a ticket's generation was read is ordered before the release that
-        // frees a slot, so that release's new generation ends the ticket's wait.
-        const std::uint64_t allowed = allowed_of(m_limit.load(std::memory_order_seq_cst), keep);
+        // relaxed: the limit is a setting; a take racing with `set_limit` may use either.
+        const std::uint64_t allowed = allowed_of(m_limit.load(std::memory_order_relaxed), keep);
         if (n > allowed)
             return acquire_status::exceeds_capacity;
-        std::uint64_t used = m_used.load(std::memory_order_seq_cst);
+        // relaxed: the count orders nothing else, and a release's generation lives in the
+        // same word, so a take that fails on a word read after a ticket's generation is
+        // before any release that could end the ticket's wait (one word's modification
+        // order).
+        std::uint64_t w = m_word.load(std::memory_order_relaxed);
         do {
-            if (used + n > allowed)
+            if ((w & used_mask) + n > allowed)
                 return acquire_status::denied;
-        } while (!m_used.compare_exchange_weak(used, used + n, std::memory_order_seq_cst));
+        } while (!m_word.compare_exchange_weak(w, w + n, std::memory_order_relaxed));
         return acquire_status::granted;
     }
 
@@ -109,14 +111,17 @@ public:
     void release(std::uint64_t n) noexcept {
         if (n == 0)
             return;
-        m_used.fetch_sub(n, std::memory_order_seq_cst);
+        // One RMW frees the slots and moves the generation. seq_cst: then reads the waiter
+        // count (see `wait_for_release`).
+        m_word.fetch_add(generation_one - n, std::memory_order_seq_cst);
         announce();
     }
 
     /// Changes the cap. Slots in use above a lowered cap stay in use (nothing is revoked);
     /// new takes wait until enough are released. A raised cap wakes the waiters.
     void set_limit(in_flight_cap cap) noexcept {
-        m_limit.store(cap.slots(), std::memory_order_seq_cst);
+        m_limit.store(cap.slots(), std::memory_order_relaxed);
+        m_word.fetch_add(generation_one, std::memory_order_seq_cst);
         announce();
     }
 
@@ -141,7 +146,7 @@ public:
 
     /// Slots in use now.
     [[nodiscard]] std::uint64_t in_use() const noexcept {
-        return m_used.load(std::memory_order_relaxed);
+        return m_word.load(std::memory_order_relaxed) & used_mask;
     }
     /// The cap in force.
     [[nodiscard]] std::uint64_t limit() const noexcept {
@@ -153,11 +158,11 @@ public:
         return u < l ? l - u : 0;
     }
 
-    /// A number that changes at every release (and raise of the cap). Read it before a
+    /// A number that changes at every release and change of the cap. Read it before a
     /// `try_take` that may fail, and wait with it: a wait on a value read before the take
     /// ends at the first release after the take, never misses one.
     [[nodiscard]] std::uint32_t generation() const noexcept {
-        return m_generation.load(std::memory_order_seq_cst);
+        return static_cast<std::uint32_t>(m_word.load(std::memory_order_seq_cst) >> 32);
     }
 
     /// Blocks until the generation differs from `seen` (true: a slot was released since; ask
@@ -184,7 +189,7 @@ public:
             }
         }
         std::unique_lock lock(m_mutex);
-        // seq_cst: a releaser increments the generation, then reads this count; we count
+        // seq_cst: a releaser moves the generation, then reads this count; we count
         // ourselves, then read the generation. One of us sees the other.
         m_waiters.fetch_add(1, std::memory_order_seq_cst);
         struct leave {
@@ -223,7 +228,6 @@ private:
     }
 
     void announce() noexcept {
-        m_generation.fetch_add(1, std::memory_order_seq_cst);
         if (m_waiters.load(std::memory_order_seq_cst) != 0) {
             // Taking the mutex orders this notification after a waiter's check of the
             // generation, or before its wait: none sleeps through it.
@@ -235,10 +239,15 @@ private:
             l->on_release();
     }
 
-    std::atomic<std::uint64_t> m_used{0};
-    std::atomic<std::uint64_t> m_limit;
+    static constexpr std::uint64_t used_mask = (std::uint64_t{1} << 32) - 1;
+    static constexpr std::uint64_t generation_one = std::uint64_t{1} << 32;
+
+    // [generation:32 | slots in use:32] (in use ≤ 2^31): a release frees its slots and
+    // announces it in one RMW. The only word a take or a release writes.
+    std::atomic<std::uint64_t> m_word{0};
+    // Read by every take and release, written rarely: a line of their own.
+    alignas(RATEGOV_CACHE_LINE) std::atomic<std::uint64_t> m_limit;
     std::atomic<std::uint32_t> m_keep{0}; // priority headroom, 1/65536 of the cap
-    std::atomic<std::uint32_t> m_generation{0};
     mutable std::atomic<std::uint32_t> m_waiters{0};
     std::atomic<release_listener*> m_listener{nullptr};
     mutable std::mutex m_mutex;

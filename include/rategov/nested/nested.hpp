@@ -675,8 +675,10 @@ private:
     [[nodiscard]] RATEGOV_ALWAYS_INLINE static typename gov_t<K>::cost_type
     project(const cost_type& c) noexcept {
         typename gov_t<K>::cost_type out;
-        for (std::size_t i = 0; i < rate_map<K>.size(); ++i)
-            out[i] = c[rate_map<K>[i]];
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            ((out[I] = c[rate_map<K>[I]]), ...);
+        }
+        (std::make_index_sequence<rate_map<K>.size()>{});
         return out;
     }
     /// The slots a request holds at a capped level: its `in_flight` amount, at least 1.
