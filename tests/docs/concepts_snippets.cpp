@@ -414,7 +414,47 @@ TEST(Concepts, Keyed) {
     EXPECT_EQ(registry.size(), 2u);
 }
 
-// --- 10. testing: the provider simulator -------------------------------------------------------
+// --- 10. nested limits -------------------------------------------------------------------------
+
+TEST(Concepts, Nested) {
+    //! [nested]
+    manual_clock clock;
+    using account_t = rategov::level<rategov::metrics<m::requests>, manual_clock>;
+    using model_t = rategov::level<
+        rategov::metrics<m::total_prompt, m::uncached_prompt, m::generated, m::in_flight>,
+        manual_clock>;
+    account_t account(clock, rategov::per_minute(6'000));
+    model_t llama(clock, rategov::per_minute(3'600'000), rategov::per_minute(900'000),
+                  rategov::per_minute(36'000), rategov::at_most(64));
+    rategov::path route(account, llama); // outermost first
+
+    using cost_t = decltype(route)::cost_type; // requests and the model's metrics
+    auto r = route.reserve(
+        cost_t{rategov::amount<m::requests>{1}, rategov::amount<m::total_prompt>{1'200},
+               rategov::amount<m::uncached_prompt>{800}, rategov::amount<m::generated>{400}});
+    // r holds 1 request, the tokens, and one of the 64 slots
+    r.wait();
+    r.commit(cost_t{rategov::amount<m::requests>{1}, rategov::amount<m::total_prompt>{1'180},
+                    rategov::amount<m::uncached_prompt>{780},
+                    rategov::amount<m::generated>{212}}); // every level settled, slot back
+
+    auto too_big = route.reserve(cost_t{rategov::amount<m::uncached_prompt>{1'200'000}});
+    // too_big.status() == exceeds_capacity, at once; too_big.describe() reads
+    // "a request of 1.2M uncached prompt tokens exceeds the model's burst of 900k: ..."
+    //! [nested]
+    EXPECT_TRUE(r.status() == rategov::acquire_status::granted);
+    EXPECT_EQ(account.governor.available<m::requests>(), 5'999u);
+    EXPECT_EQ(llama.governor.available<m::generated>(), 36'000u - 212u);
+    EXPECT_EQ(llama.slots.in_use(), 0u);
+    EXPECT_EQ(too_big.status(), rategov::acquire_status::exceeds_capacity);
+    EXPECT_TRUE(too_big.describe().starts_with(
+        "a request of 1.2M uncached prompt tokens exceeds the model's burst of 900k: "))
+        << too_big.describe();
+    EXPECT_EQ(too_big.level(), 1u);
+    EXPECT_EQ(clock.now(), time_point{});
+}
+
+// --- 11. testing: the provider simulator -------------------------------------------------------
 
 TEST(Concepts, Simulator) {
     //! [simulator]
@@ -444,7 +484,7 @@ TEST(Concepts, Simulator) {
     EXPECT_EQ(counted.over_limit, 1u);
 }
 
-// --- 11. stores: shared memory -----------------------------------------------------------------
+// --- 12. stores: shared memory -----------------------------------------------------------------
 
 TEST(Concepts, SharedMemoryStore) {
     const std::string name = "/rategov-docs-" + std::to_string(::getpid());

@@ -62,7 +62,9 @@ public:
 
 protected:
     release_listener() = default;
+    /// Copies nothing (a listener has no state of the library's).
     release_listener(const release_listener&) = default;
+    /// Copies nothing.
     release_listener& operator=(const release_listener&) = default;
     ~release_listener() = default;
 };

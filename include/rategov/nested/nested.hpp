@@ -902,15 +902,17 @@ protected:
         });
     }
 
-    friend Path;
+    friend Path; ///< the path fills the outcome in
+
+    /// The names of the path's metrics, for messages.
     static constexpr auto names = detail::names_of<typename Path::metrics_type>::value;
 
-    Path m_path;
-    std::uint64_t m_slots;
-    std::array<bool, Path::levels> m_held{};
-    acquire_status m_status = acquire_status::denied;
-    time_point m_ready_at{};
-    path_refusal m_refusal{Path::levels, Path::metrics_type::size, 0, 0, {}};
+    Path m_path;                                      ///< the levels (references)
+    std::uint64_t m_slots;                            ///< slots per capped level
+    std::array<bool, Path::levels> m_held{};          ///< whether level K's slots are held
+    acquire_status m_status = acquire_status::denied; ///< the outcome
+    time_point m_ready_at{};                          ///< see ready_at()
+    path_refusal m_refusal{Path::levels, Path::metrics_type::size, 0, 0, {}}; ///< see refusal()
 };
 
 /// What a path's `try_acquire` returns: the outcome, and while granted, the in-flight slots
