@@ -129,6 +129,29 @@ class level {
     static_assert(check_clock<Clock>());
     using rate_list = typename detail::without_tag<Metrics, metric::in_flight>::type;
     static constexpr std::size_t rate_count = detail::list_size<rate_list>::value;
+    static constexpr std::size_t cap_index = Metrics::template index_of<metric::in_flight>;
+
+    /// Whether `L...` are a quota per rate metric and `at_most(n)` for `in_flight`, in order
+    /// (a static_assert that names the rule otherwise).
+    template <class... L>
+    static constexpr bool check_limits() {
+        // Other arguments (or another count) are another constructor's: no verdict here.
+        constexpr bool limits =
+            sizeof...(L) == Metrics::size &&
+            ((std::is_same_v<L, quota> || std::is_same_v<L, in_flight_cap>)&&...);
+        constexpr bool ok = !limits || [] {
+            constexpr bool cap[] = {std::is_same_v<L, in_flight_cap>..., false};
+            constexpr bool rate[] = {std::is_same_v<L, quota>..., false};
+            for (std::size_t i = 0; i < sizeof...(L); ++i)
+                if (cap[i] != (i == cap_index) || rate[i] == (i == cap_index))
+                    return false;
+            return true;
+        }();
+        static_assert(ok, "rategov: a level's limits come in metrics<...> order: a quota "
+                          "(per_minute(n), ...) for each rate metric, at_most(n) for "
+                          "metric::in_flight.");
+        return ok;
+    }
 
 public:
     /// The metrics of this level, `in_flight` included.
@@ -155,7 +178,7 @@ public:
              (!std::same_as<L, Clock> && ...)) explicit level(const L&... limits)
         : level(Clock{}, limits...) {}
     /// The limits in `Metrics` order, over `clock` (copied: a handle).
-    template <class... L>
+    template <class... L, bool Checked = check_limits<L...>()>
     requires(sizeof...(L) == Metrics::size) level(const Clock& clock, const L&... limits)
         : level(clock, std::tuple<const L&...>(limits...), std::make_index_sequence<rate_count>{}) {
     }
@@ -184,22 +207,8 @@ private:
     template <class Tuple, std::size_t... I>
     level(const Clock& clock, const Tuple& limits, std::index_sequence<I...>)
         : governor(clock, std::get<rate_position(I)>(limits)...)
-        , slots(cap_of(limits)) {
-        check_limits<Tuple>(std::make_index_sequence<Metrics::size>{});
-    }
+        , slots(cap_of(limits)) {}
 
-    template <class Tuple, std::size_t... I>
-    static constexpr void check_limits(std::index_sequence<I...>) {
-        static_assert(
-            ((std::is_same_v<std::remove_cvref_t<std::tuple_element_t<I, Tuple>>, in_flight_cap> ==
-              (I == cap_index)) &&
-             ...),
-            "rategov: a level's limits come in metrics<...> order: a quota "
-            "(per_minute(n), ...) for each rate metric, at_most(n) for "
-            "metric::in_flight.");
-    }
-
-    static constexpr std::size_t cap_index = Metrics::template index_of<metric::in_flight>;
     /// The position in `Metrics` of the i-th rate metric.
     static constexpr std::size_t rate_position(std::size_t i) noexcept {
         return i < cap_index ? i : i + 1;
