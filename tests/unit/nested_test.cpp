@@ -329,6 +329,24 @@ TEST_F(NestedPath, ALevelWithOnlyACap) {
     EXPECT_EQ(p.now(), t0);
 }
 
+TEST_F(NestedPath, ALevelMayAppearOnceInAPath) {
+    try {
+        rategov::path p(account, model, model);
+        FAIL() << "a level twice accepted";
+    } catch (const rategov::config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("levels 1 and 2"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(NestedPath, ANegativeMaxWaitMeansNoWait) {
+    EXPECT_TRUE(route.reserve(make(1, 1, 1), -1s)); // dropped: given back
+    ASSERT_TRUE(account.governor.try_acquire({amount<m::requests>{10}}));
+    auto r = route.reserve(make(1, 1, 1), -1s);
+    EXPECT_FALSE(r);
+    EXPECT_EQ(r.ready_at(), t0 + 100ms);
+    EXPECT_EQ(r.level(), 0u);
+}
+
 TEST(NestedConfig, BadCapsAreConfigErrorsNamingTheValue) {
     try {
         static_cast<void>(at_most(0));

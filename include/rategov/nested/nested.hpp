@@ -338,10 +338,18 @@ public:
     static constexpr std::size_t levels = L;
 
     /// A path through `levels`, outermost first (kept by reference).
-    explicit path(Levels&... lv) noexcept
+    /// \throws config_error if one object is two of the levels (it would be taken twice).
+    explicit path(Levels&... lv)
         : m_levels(&lv...) {
-        for (std::size_t k = 0; k < L; ++k)
+        const void* at[] = {static_cast<const void*>(&lv)...};
+        for (std::size_t k = 0; k < L; ++k) {
             m_names[k] = default_name(k);
+            for (std::size_t j = 0; j < k; ++j)
+                if (at[j] == at[k])
+                    detail::throw_config_error("path: levels " + std::to_string(j) + " and " +
+                                               std::to_string(k) +
+                                               " are the same object; a level may appear once");
+        }
     }
 
     /// Names the levels for messages, outermost first (the strings must outlive the path).
@@ -414,6 +422,8 @@ public:
     reserve_at(const cost_type& c, time_point at, duration max_wait = duration::max(),
                traffic_class who = traffic_class::priority) noexcept {
         reservation_type out(*this, c, slots_for(c));
+        if (max_wait < duration::zero())
+            max_wait = duration::zero(); // as a governor reads it: no wait at all
         std::array<std::uint64_t, L> tau{};
         // Read every level without taking anything: too large anywhere, regular traffic
         // behind a queue, and the combined ready time.
