@@ -583,4 +583,44 @@ TEST(NestedLimits, CallCreatesTheLevelsAndAFullRegistryIsUnavailable) {
     EXPECT_EQ(held->at<1>().slots.in_use(), 0u);
 }
 
+TEST(NestedLimits, OnCreateFinishesEachLevelAndCallFeedsItsAdaptiveLimits) {
+    manual_clock clock{t0};
+    int created = 0;
+    two_t limits(
+        clock, {.max_keys = 4},
+        std::tuple{[clock](const rategov::model_key&) { return account_t(clock, per_second(10)); },
+                   [clock](const rategov::model_key&) {
+                       return model_t(clock, per_second(1000), per_second(900), per_second(500),
+                                      at_most(2));
+                   }},
+        [&](const rategov::model_key&, auto& lv) {
+            ++created;
+            if constexpr (std::is_same_v<std::remove_cvref_t<decltype(lv)>, model_t>)
+                lv.adaptive.template bound<m::generated>(
+                    {.lower = per_second(100), .start = per_second(500), .upper = per_second(800)});
+        });
+    using c2 = two_t::path_type::cost_type;
+    using r2 = rategov::response<two_t::path_type::metrics_type>;
+    const rategov::nested_key key("acct", "llama");
+    // The response reports the model's generated limit (the seed provider's headers).
+    rategov::call_options<two_t::path_type,
+                          rategov::feedback::fireworks_profile<two_t::path_type::metrics_type>>
+        opt;
+    auto r = rategov::call(
+        limits, key, 1, c2{amount<m::requests>{1}, amount<m::generated>{10}},
+        [](int, const auto&) {
+            r2 out{200, {}, {}, {}};
+            out.headers.add("x-ratelimit-limit-tokens-generated", "600");
+            return out;
+        },
+        opt);
+    EXPECT_TRUE(r) << static_cast<int>(r.status);
+    EXPECT_EQ(created, 2);
+    auto h = limits.get(key);
+    EXPECT_TRUE(h->at<1>().adaptive.bounded(2));
+    EXPECT_EQ(h->at<1>().governor.limit<m::generated>().count(), 600u)
+        << "the model's adaptive limit took the reported limit";
+    EXPECT_EQ(h->at<0>().governor.limit<m::requests>().count(), 10u);
+}
+
 } // namespace
