@@ -53,6 +53,8 @@ static_assert(std::is_same_v<path_t::metrics_type,
               "a path's metrics are its levels', each once, in order of first appearance");
 static_assert(model_t::has_cap && model_t::has_rates && !account_t::has_cap);
 
+using resp_t = rategov::response<path_t::metrics_type>;
+
 constexpr std::size_t i_req = path_t::metrics_type::index_of<m::requests>;
 constexpr std::size_t i_prompt = path_t::metrics_type::index_of<m::total_prompt>;
 constexpr std::size_t i_uncached = path_t::metrics_type::index_of<m::uncached_prompt>;
@@ -347,6 +349,93 @@ TEST_F(NestedPath, ANegativeMaxWaitMeansNoWait) {
     EXPECT_EQ(r.level(), 0u);
 }
 
+// A request too large for some level is refused at once, whatever else would make it wait.
+TEST_F(NestedPath, TooLargeIsReportedBeforeAQueueElsewhere) {
+    auto q1 = account.governor.reserve({amount<m::requests>{10}});
+    auto q2 = account.governor.reserve({amount<m::requests>{10}}); // a queue at the account
+    const cost_t too_big = make(1, 0, 0, 1'200'000);
+    auto r = route.reserve(too_big, 1h, traffic_class::regular);
+    EXPECT_EQ(r.status(), acquire_status::exceeds_capacity) << r.describe();
+    EXPECT_EQ(r.level(), 1u);
+    auto res = rategov::call(route, 1, too_big, [&](int, const auto&) {
+        return resp_t{200, {}, {}, {}};
+    });
+    EXPECT_EQ(res.status, call_status::exceeds_capacity);
+    EXPECT_EQ(res.waited, manual_clock::duration::zero());
+    EXPECT_EQ(clock.now(), t0);
+}
+
+TEST_F(NestedPath, TooManySlotsIsReportedBeforeAWaitForTokens) {
+    ASSERT_TRUE(account.governor.try_acquire({amount<m::requests>{10}}));
+    cost_t c = make(1, 1, 1);
+    c.set<m::in_flight>(3); // the cap is 2
+    auto r = route.reserve(c, 0s);
+    EXPECT_EQ(r.status(), acquire_status::exceeds_capacity);
+    EXPECT_EQ(r.metric(), i_flight);
+}
+
+TEST_F(NestedPath, TooLargeIsReportedRatherThanAWaitForASlot) {
+    auto h1 = route.try_acquire(make(1, 1, 1));
+    auto h2 = route.try_acquire(make(1, 1, 1)); // every slot held
+    auto a = route.try_acquire(make(1, 0, 0, 1'200'000));
+    EXPECT_EQ(a.status(), acquire_status::exceeds_capacity);
+    EXPECT_FALSE(a.slot());
+    EXPECT_EQ(a.metric(), i_uncached);
+    EXPECT_EQ(flying(), 2u);
+}
+
+TEST_F(NestedPath, RegularTrafficIsToldTheBurstItMayUse) {
+    account_t acct{clock, rategov::per_second(1'000'000'000).with_burst(10)};
+    model_t wide{clock, per_second(1000), per_second(1000), per_second(1000), at_most(10)};
+    acct.set_priority_headroom(0.25);
+    wide.set_priority_headroom(0.25);
+    rategov::path p(acct, wide);
+    using c2 = decltype(p)::cost_type;
+    // 10 less ⌊10 · 0.25⌋: 8, for the requests and for the slots alike.
+    EXPECT_TRUE(p.reserve(c2{amount<m::requests>{8}}, 0s, traffic_class::regular));
+    auto r = p.reserve(c2{amount<m::requests>{9}}, 0s, traffic_class::regular);
+    EXPECT_EQ(r.status(), acquire_status::exceeds_capacity);
+    EXPECT_EQ(r.refusal().limit, 8u) << r.describe();
+    EXPECT_EQ(wide.slots.allowed(traffic_class::regular), 8u);
+}
+
+TEST_F(NestedPath, OneModelsQueueDoesNotHoldTheSharedAccountFromTheOthers) {
+    // The account: 100 requests a second (a burst of 100). Model A: 10 generated tokens a
+    // second; model B idle.
+    account_t acct{clock, per_second(100)};
+    using gen_t = rategov::level<rategov::metrics<m::generated>, manual_clock>;
+    gen_t a_model{clock, per_second(10).with_burst(100)}, b_model{clock, per_second(10)};
+    rategov::path a(acct, a_model), b(acct, b_model);
+    using c2 = decltype(a)::cost_type;
+    const c2 big{amount<m::requests>{1}, amount<m::generated>{100}};
+    ASSERT_TRUE(a.try_acquire(big));
+    // A second request on A is 10 s away; placing the account's request 10 s ahead would
+    // hold the account from B for 9 s. A is told to ask again when the lead fits.
+    auto ra = a.reserve(big);
+    EXPECT_FALSE(ra);
+    EXPECT_EQ(ra.status(), acquire_status::denied);
+    EXPECT_EQ(ra.level(), 1u);
+    EXPECT_EQ(ra.ready_at(), t0 + 10s - 990ms) << "10 s, less the account's reach of 99/100 s";
+    auto rb = b.reserve(c2{amount<m::requests>{1}, amount<m::generated>{5}});
+    ASSERT_TRUE(rb);
+    EXPECT_EQ(rb.ready_at(), t0) << "B is not held back";
+    clock.advance(10s - 990ms);
+    auto again = a.reserve(big);
+    ASSERT_TRUE(again);
+    EXPECT_EQ(again.ready_at(), t0 + 10s);
+}
+
+TEST_F(NestedPath, ACapOfAMetricIndexBeyondThePathIsIgnored) {
+    route.cap_available(99, 0);
+    EXPECT_EQ(req(), 10u);
+}
+
+TEST_F(NestedPath, TheEarliestTimeDoesNotOverflow) {
+    auto r = route.reserve_at(make(1, 1, 1), time_point::min(), 1s);
+    EXPECT_NE(r.status(), acquire_status::exceeds_capacity);
+    EXPECT_EQ(flying(), r ? 1u : 0u);
+}
+
 TEST(NestedConfig, BadCapsAreConfigErrorsNamingTheValue) {
     try {
         static_cast<void>(at_most(0));
@@ -376,26 +465,31 @@ TEST_F(NestedPath, FeedbackGoesToTheDeepestLevelThatLimitsTheMetric) {
     EXPECT_EQ(av[i_flight], 2u);
 }
 
-TEST_F(NestedPath, AdaptiveLimitsOfALevelLearnFromItsMetrics) {
+TEST_F(NestedPath, AdaptiveLimitsOfALevelLearnFromItsMetricsAndA429IsTheDeepestLevels) {
     model.adaptive.bound<m::total_prompt>(
         {.lower = per_second(100), .start = per_second(1000), .upper = per_second(2000)});
+    variant.adaptive.bound<m::generated>(
+        {.lower = per_second(50), .start = per_second(200), .upper = per_second(400)});
     rategov::feedback::response_feedback<path_t::metrics_type::size> fb;
     fb.kind = rategov::feedback::outcome::success;
     fb.metrics[i_prompt].limit = 1500;
     fb.metrics[i_prompt].period = 1s;
     route.learn(fb, t0, {}, make(1, 1, 1));
     EXPECT_EQ(model.governor.limit<m::total_prompt>().count(), 1500u);
+    // A 429 without reports: the variant (the deepest level, the deployment addressed)
+    // slows down and is emptied; the model and the account, shared with other paths, not.
     fb.kind = rategov::feedback::outcome::over_limit;
     fb.metrics[i_prompt] = {};
     clock.advance(1s);
     route.learn(fb, t0 + 1s, {}, make(1, 1, 1));
-    EXPECT_LT(model.governor.limit<m::total_prompt>().count(), 1500u) << "a 429 decreases";
-    EXPECT_EQ(account.governor.limit<m::requests>().count(), 10u);
+    EXPECT_LT(variant.governor.limit<m::generated>().count(), 200u) << "a 429 decreases";
+    EXPECT_EQ(vgen(), 0u);
+    EXPECT_EQ(model.governor.limit<m::total_prompt>().count(), 1500u);
+    EXPECT_EQ(prompt(), 1500u);
+    EXPECT_EQ(req(), 10u);
 }
 
 // --- call() -------------------------------------------------------------------------------------
-
-using resp_t = rategov::response<path_t::metrics_type>;
 
 TEST_F(NestedPath, CallSettlesEveryLevelAndHoldsTheSlotOnlyWhileInFlight) {
     std::uint64_t inside = 0;
@@ -621,6 +715,19 @@ TEST(NestedLimits, OnCreateFinishesEachLevelAndCallFeedsItsAdaptiveLimits) {
     EXPECT_EQ(h->at<1>().governor.limit<m::generated>().count(), 600u)
         << "the model's adaptive limit took the reported limit";
     EXPECT_EQ(h->at<0>().governor.limit<m::requests>().count(), 10u);
+}
+
+TEST(NestedLimits, AFullInnerRegistryCreatesNothingOutsideIt) {
+    manual_clock clock{t0};
+    auto limits = make_limits(clock, 2);
+    auto h1 = limits.get(rategov::nested_key("a1", "m1"));
+    auto h2 = limits.get(rategov::nested_key("a1", "m2")); // the model registry is full, held
+    ASSERT_TRUE(h1 && h2);
+    auto h3 = limits.get(rategov::nested_key("a2", "m3"));
+    EXPECT_FALSE(h3);
+    EXPECT_EQ(h3.status(), rategov::keyed_status::full);
+    EXPECT_EQ(limits.registry<0>().size(), 1u) << "no account made for a model that has no room";
+    EXPECT_FALSE(limits.registry<0>().find(rategov::model_key("a2", "", "")));
 }
 
 } // namespace

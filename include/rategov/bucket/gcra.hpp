@@ -232,6 +232,25 @@ public:
         return {acquire_status::granted, tau};
     }
 
+    /// How far ahead of τ, in ticks, n tokens may be placed without leaving the bucket in
+    /// debt at τ (beyond a full bucket's reach, a placement holds back every other taker
+    /// until then): (burst − n)/rate, the burst less `keep`/2^16 of it; 0 when n exceeds that.
+    [[nodiscard]] std::uint64_t lead(const word& state, std::uint64_t n,
+                                     std::uint64_t keep = 0) const noexcept {
+        const auto [w, v, version] = read(state);
+        const std::uint64_t tol = v.tolerance(keep);
+        const std::uint64_t need = v.units(n);
+        return need >= tol ? 0 : (tol - need) / v.c;
+    }
+
+    /// The most tokens one take may hold when it must keep `keep`/2^16 of the burst free
+    /// (the burst itself for keep 0).
+    [[nodiscard]] std::uint64_t allowance(const word& state,
+                                          std::uint64_t keep = 0) const noexcept {
+        const auto [w, v, version] = read(state);
+        return v.tolerance(keep) / v.p;
+    }
+
     /// Whether a request that must keep `keep`/2^16 of the burst free may join the queue at
     /// τ: granted when at least that much is available (nothing is queued beyond it), else
     /// denied with the tick from which it will be. Takes nothing.

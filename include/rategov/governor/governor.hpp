@@ -3,6 +3,7 @@
 /// `reservation` settles an estimate with the real usage.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <concepts>
@@ -528,6 +529,22 @@ private:
                 out = {acquire_status::denied, p.ready, j};
         }
         return out;
+    }
+
+    /// How far ahead of τ, in ticks, `c` may be placed without leaving a metric in debt at τ
+    /// (see `gcra::lead`): the least over the metrics `c` takes.
+    [[nodiscard]] std::uint64_t lead(const cost_type& c, traffic_class who) const noexcept {
+        std::uint64_t out = detail::tick_max;
+        for (std::size_t i = 0; i < N; ++i)
+            if (c[i] != 0)
+                out =
+                    std::min(out, st().buckets[i].lead(st().words[i].value, c[i], keep_of(i, who)));
+        return out;
+    }
+    /// The most of metric i one request of `who` may take (its burst, less the priority
+    /// headroom for regular traffic).
+    [[nodiscard]] std::uint64_t allowance(std::size_t i, traffic_class who) const noexcept {
+        return st().buckets[i].allowance(st().words[i].value, keep_of(i, who));
     }
 
     /// The refusal for metric i, with the earliest time at which all metrics could grant.

@@ -128,7 +128,7 @@ public:
     }
 
     /// Keeps `share` of the cap for priority traffic: regular requests may hold only the
-    /// rest (rounded down). Thread-safe; takes effect for the next take.
+    /// rest (the part kept is rounded down). Thread-safe; takes effect for the next take.
     /// \throws config_error unless 0 ≤ share < 1.
     void set_priority_headroom(double share) {
         m_keep.store(detail::headroom_fixed(share, "in_flight_slots::set_priority_headroom"),
@@ -225,8 +225,9 @@ public:
 private:
     [[nodiscard]] static std::uint64_t allowed_of(std::uint64_t limit,
                                                   std::uint64_t keep) noexcept {
-        // Rounded down: regular traffic may use at least limit × (1 − share), at least 0.
-        return keep == 0 ? limit : limit - std::min(limit, (limit * keep + 65535) >> 16);
+        // The part kept is rounded down, as of a rate's burst: regular traffic may hold
+        // limit − ⌊limit · keep / 2^16⌋ (limit ≤ 2^31, keep < 2^16: no overflow).
+        return limit - ((limit * keep) >> 16);
     }
 
     void announce() noexcept {

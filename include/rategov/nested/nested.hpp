@@ -346,9 +346,10 @@ public:
             m_names[k] = default_name(k);
             for (std::size_t j = 0; j < k; ++j)
                 if (at[j] == at[k])
-                    detail::throw_config_error("path: levels " + std::to_string(j) + " and " +
-                                               std::to_string(k) +
-                                               " are the same object; a level may appear once");
+                    detail::throw_config_error(
+                        "path: levels " + std::to_string(j) + " and " + std::to_string(k) +
+                        " are one object (or one holds the other at its start); a level may "
+                        "appear once");
         }
     }
 
@@ -379,8 +380,11 @@ public:
     [[nodiscard]] RATEGOV_ALWAYS_INLINE admission_type try_acquire_at(
         const cost_type& c, time_point at, traffic_class who = traffic_class::priority) noexcept {
         admission_type out(*this, slots_for(c));
-        if (!take_slots(out, who))
+        if (!take_slots(out, who)) {
+            if (out.m_status == acquire_status::denied)
+                refuse_if_too_large(out, c, at, who); // never "wait for a slot" for that
             return out;
+        }
         prior_tuple prior{};
         std::array<std::uint64_t, L> tau{};
         std::size_t failed = L;
@@ -424,35 +428,60 @@ public:
         reservation_type out(*this, c, slots_for(c));
         if (max_wait < duration::zero())
             max_wait = duration::zero(); // as a governor reads it: no wait at all
+        // Too large for a level: refused at once, before any wait is considered.
+        if (refuse_if_too_large(out, c, at, who))
+            return out;
+        // Read every level without taking anything: regular traffic behind a queue, and the
+        // combined ready time (the latest any level needs).
         std::array<std::uint64_t, L> tau{};
-        // Read every level without taking anything: too large anywhere, regular traffic
-        // behind a queue, and the combined ready time.
-        time_point ready = at;
-        std::size_t slowest = L;
         std::array<std::size_t, L> bottleneck{};
-        const bool plan_ok = all([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
-            if constexpr (!access<K>::has_rates) {
-                return true;
-            } else {
+        std::array<time_point, L> own{}; // when each level alone would be ready
+        time_point ready = at, admit = at;
+        std::size_t slowest = L, blocker = L;
+        each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
+            if constexpr (access<K>::has_rates) {
                 auto& g = rates<K>();
                 tau[K] = g.tick_of(at);
                 const auto p = g.plan(project<K>(c), tau[K], who);
                 bottleneck[K] = p.metric;
-                if (p.status != acquire_status::granted) {
-                    set_refusal<K>(out, p.status, g.time_of(p.ready), p.metric, c, who);
-                    return false;
-                }
-                if (const time_point t = g.time_of(p.ready); t > ready) {
-                    ready = t;
+                own[K] = g.time_of(p.ready);
+                if (p.status != acquire_status::granted) { // regular traffic behind a queue
+                    if (blocker == L || own[K] > admit) {
+                        admit = own[K];
+                        blocker = K;
+                    }
+                } else if (own[K] > ready) {
+                    ready = own[K];
                     slowest = K;
                 }
-                return true;
             }
         });
-        if (!plan_ok)
+        if (blocker < L) { // ask again when every queue admits it
+            set_refusal_at(out, blocker, bottleneck, admit, c, who);
             return out;
-        if (ready - at > max_wait) {
+        }
+        if (later_than(ready, at, max_wait)) {
             set_refusal_at(out, slowest, bottleneck, ready, c, who);
+            return out;
+        }
+        // A level placed at the ready time that alone would be ready earlier holds its
+        // tokens back until then from every other path through it (an account from its
+        // other models). Not beyond a full bucket's reach: until the lead fits, refuse,
+        // with the time to ask again.
+        time_point ask = at;
+        each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
+            if constexpr (access<K>::has_rates) {
+                if (own[K] < ready) {
+                    auto& g = rates<K>();
+                    const std::uint64_t target = g.tick_of(ready);
+                    const std::uint64_t reach = g.lead(project<K>(c), who);
+                    if (target - tau[K] > reach)
+                        ask = std::max(ask, g.time_of(target - reach));
+                }
+            }
+        });
+        if (ask > at) {
+            set_refusal_at(out, slowest, bottleneck, ask, c, who);
             return out;
         }
         if (!take_slots(out, who))
@@ -540,6 +569,8 @@ public:
     /// Makes metric i (in `metrics_type`) hold at most `n` now at the deepest level that
     /// limits its rate (e.g. what the server reports remaining). Ignored for `in_flight`.
     void cap_available(std::size_t i, std::uint64_t n) noexcept {
+        if (i >= metrics_type::size)
+            return;
         each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
             if constexpr (access<K>::has_rates)
                 if (feedback_level[i] == K)
@@ -548,11 +579,14 @@ public:
     }
 
     /// Applies a response's feedback to the levels, as the client loop does for one
-    /// governor: each metric's report goes to the deepest level that limits it — to that
+    /// governor. Each metric's report (limit, remaining) goes to the deepest level that
+    /// limits it — the provider reports a model's limits on the model's responses — to that
     /// level's adaptive limits when the metric is bound there, else its remaining count caps
-    /// the bucket and a 429 empties it when the request used it. `given_back` is what
-    /// settling the reservation gave back (per metric). `call()` calls it after each
-    /// response (unless its options name adaptive limits of their own).
+    /// the bucket. A 429 is the deepest level's (the model or variant the request
+    /// addressed): its bound metrics decrease and the metrics the request used there are
+    /// emptied; the levels outside it (an account, shared with other models) are not slowed
+    /// by one model's 429. `given_back` is what settling the reservation gave back (per
+    /// metric). `call()` calls it after each response.
     void learn(const feedback::response_feedback<metrics_type::size>& fb, time_point sent_at,
                const std::array<std::uint64_t, metrics_type::size>& given_back,
                const cost_type& estimate) noexcept {
@@ -563,7 +597,12 @@ public:
                 bool bounded[n] = {};
                 if constexpr (access<K>::has_adaptive) {
                     feedback::response_feedback<n> local{
-                        fb.kind, {}, fb.retry_after, fb.should_retry};
+                        K == deepest_rates || fb.kind != feedback::outcome::over_limit
+                            ? fb.kind
+                            : feedback::outcome::retryable, // a 429 is the deepest level's
+                        {},
+                        fb.retry_after,
+                        fb.should_retry};
                     std::array<std::uint64_t, n> back{};
                     for (std::size_t i = 0; i < n; ++i) {
                         bounded[i] = at<K>().adaptive.bounded(i);
@@ -580,7 +619,8 @@ public:
                         continue;
                     if (fb.metrics[u].remaining)
                         g.cap_available(i, *fb.metrics[u].remaining);
-                    if (fb.kind == feedback::outcome::over_limit && estimate[u] != 0)
+                    if (K == deepest_rates && fb.kind == feedback::outcome::over_limit &&
+                        estimate[u] != 0)
                         g.cap_available(i, 0);
                 }
             }
@@ -638,6 +678,15 @@ private:
 
     static constexpr std::size_t in_flight_index =
         metrics_type::template index_of<metric::in_flight>;
+    /// The deepest level with rate metrics (L: none).
+    static constexpr std::size_t deepest_rates = [] {
+        std::size_t out = L;
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            ((out = access<K>::has_rates ? K : out), ...);
+        }
+        (std::make_index_sequence<L>{});
+        return out;
+    }();
 
     /// Where level K's governor's i-th metric sits in `metrics_type`.
     template <std::size_t K>
@@ -741,15 +790,48 @@ private:
         out.m_ready_at = st == acquire_status::exceeds_capacity ? time_point::max() : ready;
         const std::size_t local = m < rate_map<K>.size() ? m : 0;
         const std::size_t u = rate_map<K>[local];
-        const std::uint64_t burst = rates<K>().limit(local).burst();
-        // Regular traffic may use the burst less the headroom (keep/65536 of it, rounded up).
-        const auto keep =
-            who == traffic_class::regular
-                ? static_cast<std::uint64_t>(rates<K>().priority_headroom(local) * 65536.0)
-                : 0;
-        const std::uint64_t kept = burst / 65536 * keep + ((burst % 65536) * keep + 65535) / 65536;
-        out.m_refusal = {K, u, c[u], burst - std::min(burst, kept), {}};
+        out.m_refusal = {K, u, c[u], rates<K>().allowance(local, who), {}};
     }
+
+    /// A request too large for a level (a part beyond its burst, or more slots than its cap,
+    /// less the priority headroom for regular traffic) can never be admitted: records that
+    /// refusal in `out`, giving back any slots it holds, and returns true. Reads only.
+    template <class Result>
+    bool refuse_if_too_large(Result& out, const cost_type& c, time_point when,
+                             traffic_class who) const noexcept {
+        return !all([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
+            if constexpr (access<K>::has_cap) {
+                const in_flight_slots& s = at<K>().slots;
+                if (out.m_slots > s.allowed(who)) {
+                    out.release_slots();
+                    out.m_status = acquire_status::exceeds_capacity;
+                    out.m_ready_at = time_point::max();
+                    out.m_refusal = {K, in_flight_index, out.m_slots, s.allowed(who), {}};
+                    return false;
+                }
+            }
+            if constexpr (access<K>::has_rates) {
+                auto& g = rates<K>();
+                const auto e = g.earliest(project<K>(c), g.tick_of(when), who);
+                if (e.status == acquire_status::exceeds_capacity) {
+                    out.release_slots();
+                    set_refusal<K>(out, e.status, time_point::max(), e.metric, c, who);
+                    return false;
+                }
+            }
+            return true;
+        });
+    }
+
+    /// Whether `ready` is more than `wait` (≥ 0) after `at`, without overflow.
+    [[nodiscard]] static bool later_than(time_point ready, time_point at, duration wait) noexcept {
+        if (ready <= at)
+            return false;
+        const auto diff = static_cast<std::uint64_t>(ready.time_since_epoch().count()) -
+                          static_cast<std::uint64_t>(at.time_since_epoch().count());
+        return diff > static_cast<std::uint64_t>(wait.count());
+    }
+
     /// The same for the level k found at run time.
     template <class Result>
     void set_refusal_at(Result& out, std::size_t k, const std::array<std::size_t, L>& metric,
@@ -1172,7 +1254,11 @@ public:
 
     /// The levels of `key`, each created with its factory if absent. Lock-free and
     /// allocation-free when every level exists. Empty (`status() == full`) when a registry
-    /// is full; the levels outside it are not created then.
+    /// is full. Levels are looked up from the deepest out: a full registry stops the lookup
+    /// before anything outside it is created (levels inside it, created by this lookup, stay,
+    /// full and unused, until evicted). A full registry with `when_full::evict_idlest`
+    /// evicts its idlest level without holders, whose bucket starts afresh if its key
+    /// returns: size `max_keys` for the keys in use.
     /// \throws whatever a factory throws (the levels created before it stay).
     [[nodiscard]] handle get(const nested_key& key) { return lookup<true>(key); }
     /// The levels of `key` if every one exists; never creates (`status() == absent`).
@@ -1208,11 +1294,15 @@ private:
             })...};
     }
 
+    /// Looks the levels up from the deepest out, so that a registry too full for a new key
+    /// stops the lookup before the levels outside it are made (an outer level always has
+    /// more keys under it than fit).
     template <bool Create>
     [[nodiscard]] handle lookup(const nested_key& key) {
         handle h;
-        const bool ok = [&]<std::size_t... K>(std::index_sequence<K...>) {
+        const bool ok = [&]<std::size_t... I>(std::index_sequence<I...>) {
             return ([&] {
+                constexpr std::size_t K = L - 1 - I;
                 auto kh = Create ? registry<K>().get(key.at(K)) : registry<K>().find(key.at(K));
                 if (!kh) {
                     h.m_status = kh.status();
