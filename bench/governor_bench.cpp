@@ -12,6 +12,7 @@
 #include <benchmark/benchmark.h>
 
 #include "baseline/mutex_bucket.hpp"
+#include "take_again.hpp"
 
 namespace {
 
@@ -41,19 +42,9 @@ baseline::mutex_governor3& shared_mutex_governor() {
 // {1, 4, 2} taken again and again from `g`, whatever its store.
 template <class Governor>
 void take_again_and_again(benchmark::State& state, Governor& g) {
-    const typename Governor::cost_type c{rategov::amount<metric_a>{1}, rategov::amount<metric_b>{4},
-                                         rategov::amount<metric_c>{2}};
-    if (!g.try_acquire(c)) {
-        state.SkipWithError("governor: the first try_acquire was not granted");
-        return;
-    }
-    std::int64_t denied = 0;
-    for (auto _ : state) {
-        const auto r = g.try_acquire(c);
-        benchmark::DoNotOptimize(r);
-        denied += r ? 0 : 1;
-    }
-    state.counters["denied"] = static_cast<double>(denied);
+    bench::take_again_and_again(
+        state, g,
+        {rategov::amount<metric_a>{1}, rategov::amount<metric_b>{4}, rategov::amount<metric_c>{2}});
 }
 
 void BM_governor3_try_acquire(benchmark::State& state) {

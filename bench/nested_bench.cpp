@@ -9,6 +9,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include "take_again.hpp"
+
 namespace {
 
 struct tokens_a {};
@@ -27,22 +29,13 @@ rategov::quota always_granted() {
     return rategov::per_second(huge_rate).with_burst(huge_rate);
 }
 
+// An account's request, a model's three token metrics and a variant's tokens.
 template <class Path>
 void take_again_and_again(benchmark::State& state, Path& p) {
-    const typename Path::cost_type c{rategov::amount<m::requests>{1}, rategov::amount<tokens_a>{1},
-                                     rategov::amount<tokens_b>{4}, rategov::amount<tokens_c>{2},
-                                     rategov::amount<variant_tokens>{2}};
-    if (!p.try_acquire(c)) {
-        state.SkipWithError("path: the first try_acquire was not granted");
-        return;
-    }
-    std::int64_t denied = 0;
-    for (auto _ : state) {
-        auto r = p.try_acquire(c);
-        benchmark::DoNotOptimize(r);
-        denied += r ? 0 : 1;
-    }
-    state.counters["denied"] = static_cast<double>(denied);
+    bench::take_again_and_again(state, p,
+                                {rategov::amount<m::requests>{1}, rategov::amount<tokens_a>{1},
+                                 rategov::amount<tokens_b>{4}, rategov::amount<tokens_c>{2},
+                                 rategov::amount<variant_tokens>{2}});
 }
 
 // Shared by the threads of a threaded run.
