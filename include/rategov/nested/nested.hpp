@@ -949,6 +949,8 @@ public:
         if (m_status == acquire_status::granted)
             return "granted";
         const path_refusal& r = m_refusal;
+        if (r.level >= Path::levels || r.metric >= names.size())
+            return "refused"; // (no level named: not made by a path)
         const std::string lvl = "the " + std::string(m_path.name(r.level)) + "'s ";
         const std::string what(names[r.metric]);
         const bool slot = r.metric == Path::in_flight_index;
