@@ -425,6 +425,28 @@ TEST_F(NestedPath, OneModelsQueueDoesNotHoldTheSharedAccountFromTheOthers) {
     EXPECT_EQ(again.ready_at(), t0 + 10s);
 }
 
+TEST_F(NestedPath, RegularTrafficAskingAgainWhenToldIsGranted) {
+    // Regular traffic behind a queue at the model is told when to ask again; at that time
+    // the lead at the account must fit too, so that asking then succeeds.
+    account_t acct{clock, per_second(100)};
+    using gen_t = rategov::level<rategov::metrics<m::generated>, manual_clock>;
+    gen_t mdl{clock, per_second(10).with_burst(100)};
+    mdl.set_priority_headroom(0.5);
+    rategov::path p(acct, mdl);
+    using c2 = decltype(p)::cost_type;
+    ASSERT_TRUE(mdl.governor.try_acquire({amount<m::generated>{100}})); // priority, directly
+    const c2 c{amount<m::requests>{1}, amount<m::generated>{10}};
+    auto r1 = p.reserve(c, manual_clock::duration::max(), traffic_class::regular);
+    ASSERT_FALSE(r1);
+    EXPECT_EQ(r1.ready_at(), t0 + 5010ms);
+    clock.set(r1.ready_at() - 1ns);
+    EXPECT_FALSE(p.reserve(c, manual_clock::duration::max(), traffic_class::regular));
+    clock.set(r1.ready_at());
+    auto r2 = p.reserve(c, manual_clock::duration::max(), traffic_class::regular);
+    EXPECT_TRUE(r2) << r2.describe();
+    EXPECT_EQ(r2.ready_at(), t0 + 6s);
+}
+
 TEST_F(NestedPath, ACapOfAMetricIndexBeyondThePathIsIgnored) {
     route.cap_available(99, 0);
     EXPECT_EQ(req(), 10u);

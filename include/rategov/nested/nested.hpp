@@ -431,57 +431,69 @@ public:
         // Too large for a level: refused at once, before any wait is considered.
         if (refuse_if_too_large(out, c, at, who))
             return out;
-        // Read every level without taking anything: regular traffic behind a queue, and the
-        // combined ready time (the latest any level needs).
+        // Read every level without taking anything, at `probe` (first now): regular traffic
+        // behind a queue, the combined ready time (the latest any level needs), and the
+        // lead — a level placed at the ready time that alone would be ready earlier holds
+        // its tokens back until then from every other path through it (an account from its
+        // other models), so not beyond a full bucket's reach. Either refuses now, with the
+        // time to ask again; the reading is repeated at that time, so that asking then
+        // succeeds if nothing else changes (both times only grow; a few passes settle).
         std::array<std::uint64_t, L> tau{};
         std::array<std::size_t, L> bottleneck{};
         std::array<time_point, L> own{}; // when each level alone would be ready
-        time_point ready = at, admit = at;
-        std::size_t slowest = L, blocker = L;
-        each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
-            if constexpr (access<K>::has_rates) {
-                auto& g = rates<K>();
-                tau[K] = g.tick_of(at);
-                const auto p = g.plan(project<K>(c), tau[K], who);
-                bottleneck[K] = p.metric;
-                own[K] = g.time_of(p.ready);
-                if (p.status != acquire_status::granted) { // regular traffic behind a queue
-                    if (blocker == L || own[K] > admit) {
-                        admit = own[K];
-                        blocker = K;
-                    }
-                } else if (own[K] > ready) {
-                    ready = own[K];
-                    slowest = K;
-                }
-            }
-        });
-        if (blocker < L) { // ask again when every queue admits it
-            set_refusal_at(out, blocker, bottleneck, admit, c, who);
-            return out;
-        }
-        if (later_than(ready, at, max_wait)) {
-            set_refusal_at(out, slowest, bottleneck, ready, c, who);
-            return out;
-        }
-        // A level placed at the ready time that alone would be ready earlier holds its
-        // tokens back until then from every other path through it (an account from its
-        // other models). Not beyond a full bucket's reach: until the lead fits, refuse,
-        // with the time to ask again.
-        time_point ask = at;
-        each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
-            if constexpr (access<K>::has_rates) {
-                if (own[K] < ready) {
+        time_point ready = at, probe = at;
+        std::size_t slowest = L, named = L;
+        for (int pass = 0; pass < 8; ++pass) {
+            ready = probe;
+            slowest = L;
+            time_point admit = probe;
+            std::size_t blocker = L;
+            each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
+                if constexpr (access<K>::has_rates) {
                     auto& g = rates<K>();
-                    const std::uint64_t target = g.tick_of(ready);
-                    const std::uint64_t reach = g.lead(project<K>(c), who);
-                    if (target - tau[K] > reach)
-                        ask = std::max(ask, g.time_of(target - reach));
+                    tau[K] = g.tick_of(probe);
+                    const auto p = g.plan(project<K>(c), tau[K], who);
+                    bottleneck[K] = p.metric;
+                    own[K] = g.time_of(p.ready);
+                    if (p.status != acquire_status::granted) { // regular traffic behind a queue
+                        if (blocker == L || own[K] > admit) {
+                            admit = own[K];
+                            blocker = K;
+                        }
+                    } else if (own[K] > ready) {
+                        ready = own[K];
+                        slowest = K;
+                    }
                 }
+            });
+            if (blocker < L) { // ask again when every queue admits it
+                probe = std::max(admit, probe + duration(1));
+                named = blocker;
+                continue;
             }
-        });
-        if (ask > at) {
-            set_refusal_at(out, slowest, bottleneck, ask, c, who);
+            if (pass == 0 && later_than(ready, at, max_wait)) {
+                set_refusal_at(out, slowest, bottleneck, ready, c, who);
+                return out;
+            }
+            time_point ask = probe;
+            each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
+                if constexpr (access<K>::has_rates) {
+                    if (own[K] < ready) {
+                        auto& g = rates<K>();
+                        const std::uint64_t target = g.tick_of(ready);
+                        const std::uint64_t reach = g.lead(project<K>(c), who);
+                        if (target - tau[K] > reach)
+                            ask = std::max(ask, g.time_of(target - reach));
+                    }
+                }
+            });
+            if (ask == probe)
+                break; // fits at `probe`
+            probe = ask;
+            named = slowest;
+        }
+        if (probe > at) {
+            set_refusal_at(out, named, bottleneck, probe, c, who);
             return out;
         }
         if (!take_slots(out, who))
@@ -827,6 +839,8 @@ private:
     [[nodiscard]] static bool later_than(time_point ready, time_point at, duration wait) noexcept {
         if (ready <= at)
             return false;
+        if constexpr (std::is_floating_point_v<typename duration::rep>)
+            return ready - at > wait; // no overflow to fear
         const auto diff = static_cast<std::uint64_t>(ready.time_since_epoch().count()) -
                           static_cast<std::uint64_t>(at.time_since_epoch().count());
         return diff > static_cast<std::uint64_t>(wait.count());
