@@ -1404,7 +1404,7 @@ using real_response_t = rategov::response<real_path_t::metrics_type>;
 
 /// A model with two slots on the real clock, the path through it, a cost of one token, and
 /// the test's start, watchdog and problems.
-struct two_slots {
+struct NestedSlotWaitStress : ::testing::Test {
     real_model_t model{rategov::steady_clock{}, rategov::per_second(1'000'000),
                        rategov::at_most(2)};
     real_path_t path{model};
@@ -1414,17 +1414,11 @@ struct two_slots {
     problems p;
 };
 
-TEST(NestedInFlightStress, BlockedWaitsForASlotAreWokenByTheRelease) {
+TEST_F(NestedSlotWaitStress, BlockedWaitsForASlotAreWokenByTheRelease) {
     // Real clock (a lost wake-up would block for an hour): one thread holds both slots of a
     // model; another waits in call(), a third on a refusal's slot ticket. Each must go on
     // only after the holder released, and both finish.
     constexpr unsigned rounds = 200;
-    two_slots f; // references, not bindings: lambdas capture them
-    auto& model = f.model;
-    auto& path = f.path;
-    const auto& one = f.one;
-    auto& dog = f.dog;
-    auto& p = f.p;
     std::atomic<bool> released{false};
     std::atomic<std::uint64_t> inside{0};
     auto transport = [&](int) {
@@ -1489,20 +1483,14 @@ TEST(NestedInFlightStress, BlockedWaitsForASlotAreWokenByTheRelease) {
     EXPECT_FALSE(dog.fired()) << "a wait for a slot hung";
     EXPECT_EQ(p.count(), 0u) << p.report();
     EXPECT_EQ(model.slots.in_use(), 0u);
-    EXPECT_LT(std::chrono::steady_clock::now() - f.began, 30s);
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 30s);
 }
 
-TEST(NestedInFlightStress, CancelledWaitForASlotTakesNothing) {
+TEST_F(NestedSlotWaitStress, CancelledWaitForASlotTakesNothing) {
     // Real clock: while a holder keeps every slot, call()s wait for one and are cancelled
     // through their stop token: each ends `cancelled` without sending, leaving exactly the
     // holder's slots taken.
     constexpr unsigned rounds = 100;
-    two_slots f; // references, not bindings: lambdas capture them
-    auto& model = f.model;
-    auto& path = f.path;
-    const auto& one = f.one;
-    auto& dog = f.dog;
-    auto& p = f.p;
     std::atomic<std::uint64_t> sends{0};
     auto transport = [&](int) {
         sends.fetch_add(1);
@@ -1539,7 +1527,7 @@ TEST(NestedInFlightStress, CancelledWaitForASlotTakesNothing) {
     EXPECT_FALSE(dog.fired()) << "a cancelled wait hung";
     EXPECT_EQ(p.count(), 0u) << p.report();
     EXPECT_EQ(sends.load(), 0u);
-    EXPECT_LT(std::chrono::steady_clock::now() - f.began, 30s);
+    EXPECT_LT(std::chrono::steady_clock::now() - began, 30s);
 }
 
 TEST(NestedInFlightStress, DeadlineExpiresWhileWaitingForASlot) {
