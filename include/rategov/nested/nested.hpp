@@ -872,30 +872,23 @@ private:
                                          gov_t<K>::metrics_type::size, tau[K]);
         });
         out.release_slots();
+        if (failure.status == acquire_status::denied && refuse_if_too_large(out, c, at, who))
+            return; // another level could never grant it: say so, not when to ask again
         time_point ready = failure.ready;
-        std::size_t level = failed;
-        std::size_t metric = failure.metric;
-        acquire_status st = failure.status;
-        if (st == acquire_status::denied) {
+        if (failure.status == acquire_status::denied) {
             each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
                 if constexpr (access<K>::has_rates) {
                     auto& g = rates<K>();
                     const auto e = g.earliest(project<K>(c), g.tick_of(at), who);
-                    if (e.status == acquire_status::exceeds_capacity &&
-                        st != acquire_status::exceeds_capacity) {
-                        st = e.status;
-                        level = K;
-                        metric = e.metric;
-                    } else if (e.status == acquire_status::denied && g.time_of(e.ready) > ready) {
+                    if (e.status == acquire_status::denied && g.time_of(e.ready) > ready)
                         ready = g.time_of(e.ready);
-                    }
                 }
             });
         }
         each([&]<std::size_t K>(std::integral_constant<std::size_t, K>) {
             if constexpr (access<K>::has_rates)
-                if (level == K)
-                    set_refusal<K>(out, st, ready, metric, c, who);
+                if (failed == K)
+                    set_refusal<K>(out, failure.status, ready, failure.metric, c, who);
         });
     }
 
