@@ -55,6 +55,12 @@ private:
 
 /// Told after every release of a slot (see `in_flight_slots::listen`): an event loop posts
 /// itself a wake-up, then lets the calls waiting for a slot ask again.
+/// \code
+/// struct wake final : rategov::release_listener {
+///     void on_release() noexcept override { loop.post_wakeup(); }
+/// } w;
+/// model.slots.listen(&w);
+/// \endcode
 class release_listener {
 public:
     /// Called on the releasing thread, after the slot is free. Keep it short; never throw.
@@ -76,6 +82,12 @@ protected:
 /// Taking never waits: a request that finds no slot is refused at once, with a
 /// `slot_ticket` to wait on. A release wakes every waiter; each asks again (the first to ask
 /// gets the slot; there is no queue).
+/// \code
+/// rategov::in_flight_slots slots(rategov::at_most(64));
+/// const auto seen = slots.generation();
+/// if (slots.try_take(1) == rategov::acquire_status::granted) { send(); slots.release(1); }
+/// else slots.wait_for_release(seen, rategov::steady_clock{}, deadline);
+/// \endcode
 class alignas(RATEGOV_CACHE_LINE) in_flight_slots {
 public:
     /// A semaphore with `cap.slots()` slots, all free.
@@ -259,6 +271,9 @@ private:
 
 /// What a request refused for want of a slot may wait on: the semaphore that refused it and
 /// its generation read before the attempt. Empty (false) for any other refusal.
+/// \code
+/// if (auto t = r.slot()) t.wait(clock, deadline); // then ask again
+/// \endcode
 struct slot_ticket {
     /// The semaphore that had no slot (nullptr: not a slot refusal).
     const in_flight_slots* slots = nullptr;

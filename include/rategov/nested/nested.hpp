@@ -302,6 +302,14 @@ struct path_refusal {
 ///
 /// Level names in messages: "account", "model", "variant" for one to three levels (by
 /// depth), "level N" beyond; `named({...})` sets others.
+///
+/// \code
+/// rategov::path route(account, llama, llama_turbo);     // levels outermost first
+/// using cost_t = decltype(route)::cost_type;             // every level's metrics
+/// auto r = route.reserve(cost_t{rategov::amount<rategov::metric::requests>{1},
+///                               rategov::amount<rategov::metric::generated>{400}});
+/// if (!r) log(r.describe());                             // which level, which metric
+/// \endcode
 template <class... Levels>
 class path {
     static_assert(sizeof...(Levels) >= 1, "rategov: a path needs at least one level.");
@@ -1060,6 +1068,13 @@ private:
 /// most once. Dropped unsettled, the drop policy settles the tokens, and the slots are
 /// given back whatever the policy. A refused reservation holds nothing: `cancel()` does
 /// nothing, `commit(actual)` charges `actual` at every level. Move-only.
+///
+/// \code
+/// auto r = route.reserve(estimate, std::chrono::seconds(5));
+/// if (r.slot()) r.slot().wait(route.clock(), deadline);  // no free slot: wait, ask again
+/// r.wait();                                               // until every level is ready
+/// r.commit(usage);                                        // every level, and the slot
+/// \endcode
 template <class Path>
 class path_reservation : public path_result<Path> {
     using base = path_result<Path>;
@@ -1156,6 +1171,10 @@ private:
 /// The keys of a request's levels, made once from (account, model, variant) and reused: the
 /// key at depth 0 is (account), at depth 1 (account, model), at depth 2 (account, model,
 /// variant). Building one hashes each key once; a lookup with it then allocates nothing.
+/// \code
+/// const rategov::nested_key key("acct-1", "llama-v3p1-8b", "turbo"); // once, then reused
+/// auto h = limits.get(key);                                          // three lookups
+/// \endcode
 class nested_key {
 public:
     /// The keys of `variant` (empty: the base deployment) of `model` on `account`.
