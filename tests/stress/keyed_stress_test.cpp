@@ -37,6 +37,7 @@
 namespace {
 
 using stress::elapsed_ns;
+using stress::pacer;
 using stress::run_threads;
 
 using namespace std::chrono_literals;
@@ -249,45 +250,6 @@ std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi) 
     return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng);
 }
 
-/// Paces one housekeeping thread by the workers' progress rather than by the scheduler, so
-/// that time passes and evictions run while the workers run, however the threads are
-/// scheduled on few cores.
-struct pacer {
-    static constexpr std::uint64_t slack = 32; // housekeeping calls the workers may run ahead
-
-    std::atomic<std::uint64_t> progress{0}; // operations done by all workers
-    std::atomic<std::uint64_t> driven{0};   // housekeeping calls made
-    std::atomic<std::uint64_t> every{0};    // 0: no housekeeper (yet)
-    std::atomic<unsigned> done{0};          // workers finished
-
-    void tick() noexcept {
-        const std::uint64_t p = progress.fetch_add(1, std::memory_order_relaxed) + 1;
-        for (;;) {
-            const std::uint64_t e = every.load(std::memory_order_acquire);
-            if (e == 0 || p <= (driven.load(std::memory_order_acquire) + slack) * e)
-                return;
-            std::this_thread::yield();
-        }
-    }
-    void finish() noexcept { done.fetch_add(1, std::memory_order_release); }
-
-    template <class F>
-    std::uint64_t drive(unsigned workers, std::uint64_t every_ops, F f) {
-        every.store(every_ops, std::memory_order_release);
-        std::uint64_t calls = 0;
-        while (done.load(std::memory_order_acquire) < workers) {
-            if (calls < progress.load(std::memory_order_relaxed) / every_ops) {
-                f(calls);
-                ++calls;
-                driven.store(calls, std::memory_order_release);
-            } else {
-                std::this_thread::yield();
-            }
-        }
-        return calls;
-    }
-};
-
 struct totals {
     std::atomic<std::uint64_t> created{0}, found{0}, absent{0}, full{0}, evicted{0}, sweeps{0},
         thrown{0}, tokens{0};
@@ -479,7 +441,7 @@ void churn_test(when_full policy) {
                              [&clock](const probe_key& k) {
                                  return probe_value(k.id, clock, rategov::per_second(1'000));
                              });
-        pacer pace;
+        pacer pace(1, 32);
         run_threads(churn_workers + 1, [&](unsigned i) {
             if (i == 0) {
                 std::mt19937_64 rng(99);
@@ -625,7 +587,7 @@ void held_entry_test() {
         ASSERT_EQ(held.status(), keyed_status::created);
         const std::uint64_t held_serial = begin_use(held, held_key);
         const probe_value* const held_at = &*held;
-        pacer pace;
+        pacer pace(1, 32);
         std::atomic<std::uint64_t> moved{0}, lost_tokens{0};
         run_threads(3, [&](unsigned i) {
             if (i == 0) { // the housekeeper
@@ -714,7 +676,7 @@ void throwing_factory_test() {
                 if (throw_on_create)
                     throw factory_error(k.id, false);
             });
-        pacer pace;
+        pacer pace(1, 32);
         run_threads(churn_workers + 1, [&](unsigned i) {
             if (i == 0) {
                 std::mt19937_64 rng(3);

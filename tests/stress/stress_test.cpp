@@ -22,6 +22,7 @@
 namespace {
 
 using stress::elapsed_ns;
+using stress::pacer;
 using stress::run_threads;
 
 using namespace std::chrono_literals;
@@ -42,49 +43,6 @@ std::uint64_t accrued_ceil(const quota& q, std::uint64_t elapsed_ns) {
     const auto p = static_cast<std::uint64_t>(q.period().count());
     return rategov::detail::div_ceil(rategov::detail::mul_64x64(q.count(), elapsed_ns), p);
 }
-
-/// Paces the helper threads (the clock, the limit changer) by the workers' progress rather
-/// than by the scheduler, so that time passes and limits change while the workers run,
-/// whatever the machine's load.
-struct pacer {
-    static constexpr std::uint64_t slack = 64; // driver calls the workers may run ahead of
-    static constexpr unsigned max_drivers = 2;
-
-    std::atomic<std::uint64_t> progress{0};              // operations done by all workers
-    std::atomic<std::uint64_t> driven[max_drivers] = {}; // calls each driver has made
-    std::atomic<std::uint64_t> every[max_drivers] = {};  // 0: no such driver
-    std::atomic<unsigned> done{0};                       // workers finished
-
-    /// Counts one worker operation; waits while the workers are more than `slack` calls
-    /// ahead of a driver, so that the drivers run however the threads are scheduled.
-    void tick() noexcept {
-        const std::uint64_t p = progress.fetch_add(1, std::memory_order_relaxed) + 1;
-        for (unsigned d = 0; d < max_drivers; ++d)
-            while (p > (driven[d].load(std::memory_order_acquire) + slack) *
-                           every[d].load(std::memory_order_acquire) &&
-                   every[d].load(std::memory_order_acquire) != 0)
-                std::this_thread::yield();
-    }
-    void finish() noexcept { done.fetch_add(1, std::memory_order_release); }
-
-    /// Calls f() once per `every_ops` worker operations until `workers` have finished;
-    /// returns the number of calls. Each concurrent driver passes its own `slot`.
-    template <class F>
-    std::uint64_t drive(unsigned workers, std::uint64_t every_ops, F f, unsigned slot = 0) {
-        every[slot].store(every_ops, std::memory_order_release);
-        std::uint64_t calls = 0;
-        while (done.load(std::memory_order_acquire) < workers) {
-            if (calls < progress.load(std::memory_order_relaxed) / every_ops) {
-                f(calls);
-                ++calls;
-                driven[slot].store(calls, std::memory_order_release);
-            } else {
-                std::this_thread::yield();
-            }
-        }
-        return calls;
-    }
-};
 
 std::uint64_t uniform(std::mt19937_64& rng, std::uint64_t lo, std::uint64_t hi) {
     return std::uniform_int_distribution<std::uint64_t>(lo, hi)(rng);
@@ -514,7 +472,7 @@ TEST_P(Stress, GovernorSetLimitRacingWithAdvancingClockNeverGrantsBeyondTheLimit
     manual_clock clock;
     gov_t gov(clock, q[0], q[1], q[2]);
     gov_totals t;
-    pacer pace;
+    pacer pace(2);
     std::uint64_t sets = 0;
     run_threads(n + 2, [&](unsigned i) {
         if (i == n) {
